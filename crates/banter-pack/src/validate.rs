@@ -1,0 +1,253 @@
+//! Accepting a pack: JSON syntax, the schema, then the rules a schema cannot
+//! express (unique ids, persona references, URL agreement, size limits).
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::model::Pack;
+use crate::schema::validator;
+
+/// Size limits applied to every pack (configurable per registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum bytes of one pack document.
+    pub max_pack_bytes: usize,
+    /// Maximum number of lines in one pack.
+    pub max_lines: usize,
+    /// Maximum characters (Unicode scalar values) of one line's text.
+    pub max_line_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_pack_bytes: 1024 * 1024,
+            max_lines: 10_000,
+            max_line_chars: 500,
+        }
+    }
+}
+
+/// One reason a pack is invalid, located by a JSON pointer into the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Violation {
+    /// RFC 6901 pointer to the offending value (`""` is the whole document).
+    pub pointer: String,
+    /// What is wrong there.
+    pub message: String,
+}
+
+/// Why a pack was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PackError {
+    /// The body is larger than `max_pack_bytes`.
+    #[error("pack is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// Bytes received.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The body is not JSON at all.
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// The body is JSON but not a valid pack; every violation is listed.
+    #[error("invalid pack: {} violation(s)", .0.len())]
+    Invalid(Vec<Violation>),
+}
+
+/// Longest excerpt of an offending value quoted back in a message.
+const MAX_MESSAGE: usize = 240;
+
+/// Validates `bytes` as a pack. With `expected`, the document's `name` and
+/// `version` must equal those (the publish URL's).
+pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str)>) -> Result<Pack, PackError> {
+    if bytes.len() > limits.max_pack_bytes {
+        return Err(PackError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_pack_bytes,
+        });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(PackError::Malformed("the body is empty; expected a JSON pack document".into()));
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| PackError::Malformed(e.to_string()))?;
+
+    let mut violations: Vec<Violation> = validator()
+        .iter_errors(&value)
+        .map(|e| Violation {
+            pointer: e.instance_path().as_str().to_owned(),
+            message: truncate(e.to_string()),
+        })
+        .collect();
+    if !violations.is_empty() {
+        // The typed checks below assume the schema's shape; report what we have.
+        return Err(PackError::Invalid(violations));
+    }
+    let pack: Pack = serde_json::from_value(value).map_err(|e| {
+        PackError::Invalid(vec![Violation {
+            pointer: String::new(),
+            message: truncate(e.to_string()),
+        }])
+    })?;
+
+    check_semantics(&pack, limits, expected, &mut violations);
+    if violations.is_empty() {
+        Ok(pack)
+    } else {
+        Err(PackError::Invalid(violations))
+    }
+}
+
+fn check_semantics(pack: &Pack, limits: &Limits, expected: Option<(&str, &str)>, out: &mut Vec<Violation>) {
+    let mut push = |pointer: String, message: String| out.push(Violation { pointer, message });
+
+    if let Some((name, version)) = expected {
+        if pack.name != name {
+            push("/name".into(), format!("pack name {:?} does not match the URL's {:?}", pack.name, name));
+        }
+        if pack.version != version {
+            push(
+                "/version".into(),
+                format!("pack version {:?} does not match the URL's {:?}", pack.version, version),
+            );
+        }
+    }
+    if let Err(e) = crate::name::PackName::parse(&pack.name) {
+        push("/name".into(), e.to_string());
+    }
+    if let Err(e) = crate::name::parse_version(&pack.version) {
+        push("/version".into(), e.to_string());
+    }
+
+    let mut personas = HashSet::new();
+    for (i, p) in pack.personas.iter().enumerate() {
+        if !personas.insert(p.id.as_str()) {
+            push(format!("/personas/{i}/id"), format!("duplicate persona id {:?}", p.id));
+        }
+    }
+    if pack.lines.len() > limits.max_lines {
+        push(
+            "/lines".into(),
+            format!("{} lines, over the limit of {} lines per pack", pack.lines.len(), limits.max_lines),
+        );
+    }
+    let mut line_ids = HashSet::new();
+    for (i, line) in pack.lines.iter().enumerate() {
+        if !line_ids.insert(line.id.as_str()) {
+            push(format!("/lines/{i}/id"), format!("duplicate line id {:?}", line.id));
+        }
+        if !personas.contains(line.persona.as_str()) {
+            push(
+                format!("/lines/{i}/persona"),
+                format!("persona {:?} is not declared in /personas", line.persona),
+            );
+        }
+        let chars = line.text.chars().count();
+        if chars > limits.max_line_chars {
+            push(
+                format!("/lines/{i}/text"),
+                format!("text is {chars} characters, over the limit of {} per line", limits.max_line_chars),
+            );
+        }
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.chars().count() > MAX_MESSAGE {
+        s = s.chars().take(MAX_MESSAGE).collect::<String>() + "…";
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pack() -> serde_json::Value {
+        json!({
+            "name": "demo",
+            "version": "1.0.0",
+            "personas": [{"id": "host", "display_name": "Host"}, {"id": "cc", "display_name": "Co-caster"}],
+            "lines": [
+                {"id": "l1", "event": "match.goal", "persona": "host", "text": "Well, that happened."},
+                {"id": "l2", "event": "stream.raid", "persona": "cc", "text": "RAID!", "weight": 2, "cooldown_ms": 1000}
+            ]
+        })
+    }
+
+    fn check(v: &serde_json::Value) -> Result<Pack, PackError> {
+        validate_pack(&serde_json::to_vec(v).expect("json"), &Limits::default(), Some(("demo", "1.0.0")))
+    }
+
+    fn pointers(r: Result<Pack, PackError>) -> Vec<String> {
+        match r {
+            Err(PackError::Invalid(v)) => v.into_iter().map(|v| v.pointer).collect(),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_valid_pack() {
+        let p = check(&pack()).expect("valid");
+        assert_eq!(p.lines.len(), 2);
+    }
+
+    #[test]
+    fn rejects_empty_and_malformed() {
+        assert!(matches!(validate_pack(b"", &Limits::default(), None), Err(PackError::Malformed(_))));
+        assert!(matches!(validate_pack(b"  \n", &Limits::default(), None), Err(PackError::Malformed(_))));
+        assert!(matches!(validate_pack(b"{\"name\":", &Limits::default(), None), Err(PackError::Malformed(_))));
+    }
+
+    #[test]
+    fn lists_every_schema_violation() {
+        let mut v = pack();
+        v["name"] = json!("Bad Name");
+        v["lines"][0]["event"] = json!("goal");
+        v["lines"][1]["cooldown_ms"] = json!(-1);
+        v["extra"] = json!(true);
+        let ptrs = pointers(check(&v));
+        for want in ["/name", "/lines/0/event", "/lines/1/cooldown_ms", ""] {
+            assert!(ptrs.iter().any(|p| p == want), "{want:?} missing from {ptrs:?}");
+        }
+    }
+
+    #[test]
+    fn semantic_rules() {
+        let mut v = pack();
+        v["lines"][1]["id"] = json!("l1");
+        v["lines"][0]["persona"] = json!("ghost");
+        v["personas"][1]["id"] = json!("host");
+        let ptrs = pointers(check(&v));
+        assert!(ptrs.contains(&"/lines/1/id".to_owned()), "{ptrs:?}");
+        assert!(ptrs.contains(&"/lines/0/persona".to_owned()), "{ptrs:?}");
+        assert!(ptrs.contains(&"/personas/1/id".to_owned()), "{ptrs:?}");
+    }
+
+    #[test]
+    fn url_mismatch() {
+        let bytes = serde_json::to_vec(&pack()).expect("json");
+        let r = validate_pack(&bytes, &Limits::default(), Some(("other", "2.0.0")));
+        assert_eq!(pointers(r), vec!["/name", "/version"]);
+    }
+
+    #[test]
+    fn limits() {
+        let bytes = serde_json::to_vec(&pack()).expect("json");
+        let tight = Limits {
+            max_pack_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(matches!(validate_pack(&bytes, &tight, None), Err(PackError::TooLarge { limit: 10, .. })));
+        let few = Limits {
+            max_lines: 1,
+            max_line_chars: 5,
+            ..Limits::default()
+        };
+        let ptrs = pointers(validate_pack(&bytes, &few, None));
+        assert_eq!(ptrs, vec!["/lines", "/lines/0/text"]);
+    }
+}
