@@ -81,17 +81,18 @@ pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str
             message: truncate(e.to_string()),
         })
         .collect();
-    if !violations.is_empty() {
-        // The typed checks below assume the schema's shape; report what we have.
-        return Err(PackError::Invalid(violations));
-    }
-    let pack: Pack = serde_json::from_value(value).map_err(|e| {
-        PackError::Invalid(vec![Violation {
-            pointer: String::new(),
-            message: truncate(e.to_string()),
-        }])
-    })?;
-
+    // The cross-field rules need the typed shape; when the schema is broken so
+    // badly that it does not deserialize, the schema violations are the answer.
+    let pack: Pack = match serde_json::from_value(value) {
+        Ok(p) => p,
+        Err(e) if violations.is_empty() => {
+            return Err(PackError::Invalid(vec![Violation {
+                pointer: String::new(),
+                message: truncate(e.to_string()),
+            }]));
+        }
+        Err(_) => return Err(PackError::Invalid(violations)),
+    };
     check_semantics(&pack, limits, expected, &mut violations);
     if violations.is_empty() {
         Ok(pack)
@@ -209,8 +210,10 @@ mod tests {
         v["lines"][0]["event"] = json!("goal");
         v["lines"][1]["cooldown_ms"] = json!(-1);
         v["extra"] = json!(true);
+        v["lines"][1]["persona"] = json!("ghost");
         let ptrs = pointers(check(&v));
-        for want in ["/name", "/lines/0/event", "/lines/1/cooldown_ms", ""] {
+        // Schema violations and cross-field violations are reported together.
+        for want in ["/name", "/lines/0/event", "/lines/1/cooldown_ms", "", "/lines/1/persona"] {
             assert!(ptrs.iter().any(|p| p == want), "{want:?} missing from {ptrs:?}");
         }
     }

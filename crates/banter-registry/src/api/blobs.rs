@@ -1,0 +1,57 @@
+//! Content-addressed blobs.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::packs::{IMMUTABLE, if_none_match};
+use super::request::path_error;
+
+/// Fetch bytes by digest; the digest is verified on every read.
+#[utoipa::path(
+    method(get, head),
+    path = "/v1/blobs/{digest}",
+    tag = "blobs",
+    params(("digest" = String, Path, description = "sha256:<64 lowercase hex>")),
+    responses(
+        (status = 200, description = "The bytes; cacheable forever", content_type = "application/json", body = Object),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "Malformed digest", body = ErrorBody),
+        (status = 404, description = "No such blob", body = ErrorBody),
+        (status = 500, description = "Stored bytes failed verification", body = ErrorBody),
+    )
+)]
+pub async fn blob(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path(digest) = path.map_err(path_error)?;
+    let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            format!("digest {digest:?} must look like sha256:<64 lowercase hex characters>"),
+        )
+    })?;
+    let value = HeaderValue::from_str(&digest).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let etag = HeaderValue::from_str(&format!("\"{digest}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let bytes = state.registry.blob(hex).await?;
+    let mut resp = if if_none_match(&headers, &digest) {
+        state.registry.metrics().not_modified();
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = bytes.into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    let h = resp.headers_mut();
+    h.insert("digest", value);
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    Ok(resp)
+}

@@ -1,0 +1,80 @@
+//! Cross-cutting HTTP behaviour: metrics per route, timeouts, overload, panics, fallbacks.
+
+use std::any::Any;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower::BoxError;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Records request count and latency under the route template (never the raw path,
+/// which would explode label cardinality).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .registry
+        .metrics()
+        .observe_http(&route, &method, resp.status().as_u16(), start.elapsed());
+    resp
+}
+
+/// Bounds the whole request (including reading the body).
+pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!("the request did not complete within {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
+}
+
+/// Turns load shedding into 429 with `Retry-After`.
+pub async fn overloaded(err: BoxError) -> Response {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_REQUESTS",
+            "the registry is at its concurrent request limit; retry shortly",
+        )
+        .retry_after(1)
+        .into_response()
+    } else {
+        tracing::error!(error = %err, "middleware failure");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error").into_response()
+    }
+}
+
+/// A panicking handler answers 500 in the usual error shape, and the server keeps running.
+pub fn panicked(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    tracing::error!("handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error").into_response()
+}
+
+/// Unknown route.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint; see /openapi.json")
+}
+
+/// Known route, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "this endpoint does not accept that method; see /openapi.json",
+    )
+}

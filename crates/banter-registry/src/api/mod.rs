@@ -1,0 +1,145 @@
+//! The HTTP API v1: routes, their documentation, and the middleware stack.
+
+mod blobs;
+pub mod error;
+mod meta;
+mod middleware;
+pub mod model;
+mod packs;
+mod request;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::http::{HeaderValue, Request, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use packs::{DEFAULT_PAGE, MAX_PAGE};
+
+use crate::registry::Registry;
+use crate::tokens::Tokens;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The registry rules over the backend.
+    pub registry: Registry,
+    /// Accepted publish tokens.
+    pub tokens: Arc<Tokens>,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Whole-request deadline.
+    pub request_timeout: Duration,
+    /// Requests served at once; more are answered 429.
+    pub max_concurrent_requests: usize,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Banter pack registry",
+        description = "Stores and serves versioned banter packs. Versions are immutable and content-addressed; errors use the OCI distribution shape.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody, error::ErrorEntry)),
+    tags(
+        (name = "packs", description = "Publish, fetch, list, tag and yank packs"),
+        (name = "blobs", description = "Content-addressed bytes"),
+        (name = "meta", description = "Stats, schema, health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// Documented routes and the OpenAPI document generated from their annotations.
+fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(packs::publish, packs::get_version))
+        .routes(routes!(packs::pack))
+        .routes(routes!(packs::list))
+        .routes(routes!(packs::set_tag))
+        .routes(routes!(packs::yank, packs::unyank))
+        .routes(routes!(blobs::blob))
+        .routes(routes!(meta::stats))
+        .routes(routes!(meta::schema))
+        .routes(routes!(meta::healthz))
+        .routes(routes!(meta::readyz))
+        .routes(routes!(meta::metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = documented().1;
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The complete application: routes plus middleware.
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    let (routes, _) = documented();
+    let doc = openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
+    let doc: Arc<str> = doc.into();
+    let openapi_json = get(move || {
+        let doc = doc.clone();
+        async move {
+            let mut r = doc.to_string().into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    });
+
+    let overload = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(middleware::overloaded))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests.max(1)));
+
+    routes
+        .route("/openapi.json", openapi_json)
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(limits.request_timeout, middleware::timeout))
+        .layer(overload)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
+        .layer(CatchPanicLayer::custom(middleware::panicked))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}

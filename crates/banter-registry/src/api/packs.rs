@@ -1,0 +1,340 @@
+//! Pack endpoints: publish, fetch, list, tag, yank.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::model::{PackList, PackResponse, PublishResponse, TagRequest, TagResponse, YankResponse};
+use super::request::{PACK_MEDIA_TYPES, authorize, path_error, query_error, read_body, require_json};
+use crate::registry::Published;
+
+/// Default page size of the listing.
+pub const DEFAULT_PAGE: usize = 100;
+/// Largest page size; larger `n` is clamped.
+pub const MAX_PAGE: usize = 1000;
+/// Cache policy for immutable content.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache policy for content behind a movable name (tags).
+const REVALIDATE: &str = "public, no-cache";
+
+/// Query of a publish.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PublishQuery {
+    /// Expected `sha256:<hex>` of the body; the publish fails if it differs.
+    pub digest: Option<String>,
+}
+
+/// Query of the listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only names starting with this.
+    pub prefix: Option<String>,
+    /// Page size (default 100, clamped to 1000; 0 returns an empty page).
+    pub n: Option<String>,
+    /// Return names strictly after this one (the last name of the previous page).
+    pub last: Option<String>,
+}
+
+fn etag(digest: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{digest}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether an `If-None-Match` header matches the entity tag `"<digest>"`.
+pub fn if_none_match(headers: &HeaderMap, digest: &str) -> bool {
+    headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').map(str::trim).any(|t| {
+                t == "*" || t.trim_start_matches("W/").trim_matches('"') == digest
+            })
+        })
+    })
+}
+
+/// Publish a pack version.
+#[utoipa::path(
+    put,
+    path = "/v1/packs/{name}/versions/{version}",
+    tag = "packs",
+    params(
+        ("name" = String, Path, description = "Pack name"),
+        ("version" = String, Path, description = "Semantic version"),
+        PublishQuery,
+    ),
+    request_body(content = Object, content_type = "application/json", description = "The pack document; its name and version must match the URL"),
+    responses(
+        (status = 201, description = "New version stored", body = PublishResponse),
+        (status = 200, description = "Identical bytes were already stored under this version", body = PublishResponse),
+        (status = 400, description = "Malformed JSON, invalid name, version or digest", body = ErrorBody),
+        (status = 401, description = "No bearer token", body = ErrorBody),
+        (status = 403, description = "Token not accepted", body = ErrorBody),
+        (status = 409, description = "The version exists with different content", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 415, description = "Content type is not JSON", body = ErrorBody),
+        (status = 422, description = "Invalid pack; every violation with its JSON pointer", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn publish(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<PublishQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(&state.tokens, &headers)?;
+    let Path((name, version)) = path.map_err(path_error)?;
+    let Query(query) = query.map_err(query_error)?;
+    require_json(&headers, PACK_MEDIA_TYPES)?;
+    let bytes = read_body(&headers, body, state.registry.limits().max_pack_bytes).await?;
+    if bytes.is_empty() {
+        state.registry.metrics().validation_failure();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "JSON_MALFORMED",
+            "the body is empty; expected a JSON pack document",
+        ));
+    }
+    let Published { created, digest, size } =
+        state.registry.publish(&name, &version, bytes, query.digest.as_deref()).await?;
+    let digest = digest.to_string();
+    tracing::info!(pack = %name, %version, %digest, created, "published");
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let location = format!("/v1/packs/{name}/versions/{version}");
+    let mut resp = (
+        status,
+        Json(PublishResponse {
+            name,
+            version,
+            digest: digest.clone(),
+            size,
+            created,
+        }),
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, header_value(&location));
+    h.insert("digest", header_value(&digest));
+    h.insert(header::ETAG, etag(&digest));
+    Ok(resp)
+}
+
+/// Fetch a pack version's bytes, by exact version or tag.
+#[utoipa::path(
+    method(get, head),
+    path = "/v1/packs/{name}/versions/{version}",
+    tag = "packs",
+    params(
+        ("name" = String, Path, description = "Pack name"),
+        ("version" = String, Path, description = "Exact version, or a tag such as `latest`"),
+        ("If-None-Match" = Option<String>, Header, description = "Entity tag from an earlier response"),
+    ),
+    responses(
+        (status = 200, description = "The pack exactly as published; `Digest`, `ETag`, `Banter-Pack-Version` headers", content_type = "application/json", body = Object),
+        (status = 304, description = "Not modified"),
+        (status = 400, description = "Invalid name, version or tag", body = ErrorBody),
+        (status = 404, description = "No such pack, version or tag", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_version(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Path((name, reference)) = path.map_err(path_error)?;
+    let exact = banter_pack::Reference::parse(&reference).is_ok_and(|r| matches!(r, banter_pack::Reference::Version(_)));
+    let record = state.registry.resolve(&name, &reference).await?;
+    let digest = record.digest.to_string();
+    let cache = if exact { IMMUTABLE } else { REVALIDATE };
+    let mut resp = if if_none_match(&headers, &digest) {
+        state.registry.metrics().not_modified();
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let bytes = state.registry.content(&record.digest).await?;
+        let mut resp = bytes.into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp
+    };
+    let h = resp.headers_mut();
+    h.insert("digest", header_value(&digest));
+    h.insert(header::ETAG, etag(&digest));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert("banter-pack-version", header_value(&record.version));
+    if record.yanked {
+        h.insert("banter-pack-yanked", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// A pack's versions and tags.
+#[utoipa::path(
+    get,
+    path = "/v1/packs/{name}",
+    tag = "packs",
+    params(("name" = String, Path, description = "Pack name")),
+    responses(
+        (status = 200, description = "Versions (digest, size, published time, yanked) and tags", body = PackResponse),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 404, description = "No such pack", body = ErrorBody),
+    )
+)]
+pub async fn pack(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<PackResponse>, ApiError> {
+    let Path(name) = path.map_err(path_error)?;
+    Ok(Json(state.registry.pack_info(&name).await?.into()))
+}
+
+/// List packs by name, paginated.
+#[utoipa::path(
+    get,
+    path = "/v1/packs",
+    tag = "packs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page; `Link: <...>; rel=\"next\"` while more remain", body = PackList),
+        (status = 400, description = "Invalid n or prefix", body = ErrorBody),
+    )
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(query_error)?;
+    let n = match q.n.as_deref() {
+        None | Some("") => DEFAULT_PAGE,
+        Some(s) => s.parse::<usize>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("n must be a non-negative integer, got {s:?}"),
+            )
+        })?,
+    }
+    .min(MAX_PAGE);
+    let prefix = q.prefix.unwrap_or_default();
+    let (packs, more) = state.registry.list(&prefix, q.last.as_deref(), n).await?;
+    let next = more.then(|| packs.last().cloned()).flatten();
+    let mut resp = Json(PackList { packs }).into_response();
+    if let Some(last) = next {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("n", &n.to_string()).append_pair("last", &last);
+        if !prefix.is_empty() {
+            query.append_pair("prefix", &prefix);
+        }
+        let link = format!("</v1/packs?{}>; rel=\"next\"", query.finish());
+        resp.headers_mut().insert(header::LINK, header_value(&link));
+    }
+    Ok(resp)
+}
+
+/// Point a tag at a version.
+#[utoipa::path(
+    put,
+    path = "/v1/packs/{name}/tags/{tag}",
+    tag = "packs",
+    params(
+        ("name" = String, Path, description = "Pack name"),
+        ("tag" = String, Path, description = "Tag: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}, never a version"),
+    ),
+    request_body = TagRequest,
+    responses(
+        (status = 200, description = "Tag set", body = TagResponse),
+        (status = 400, description = "Invalid name, tag, version or body", body = ErrorBody),
+        (status = 401, description = "No bearer token", body = ErrorBody),
+        (status = 403, description = "Token not accepted", body = ErrorBody),
+        (status = 404, description = "No such pack or version", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn set_tag(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<TagResponse>, ApiError> {
+    authorize(&state.tokens, &headers)?;
+    let Path((name, tag)) = path.map_err(path_error)?;
+    require_json(&headers, &["application/json"])?;
+    let bytes = read_body(&headers, body, 4096).await?;
+    let req: TagRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "JSON_MALFORMED",
+            format!("expected {{\"version\": \"<semver>\"}}: {e}"),
+        )
+    })?;
+    let version = state.registry.set_tag(&name, &tag, &req.version).await?;
+    tracing::info!(pack = %name, %tag, %version, "tag set");
+    Ok(Json(TagResponse { name, tag, version }))
+}
+
+async fn set_yanked(
+    state: AppState,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    yanked: bool,
+) -> Result<Json<YankResponse>, ApiError> {
+    authorize(&state.tokens, &headers)?;
+    let Path((name, version)) = path.map_err(path_error)?;
+    let version = state.registry.set_yanked(&name, &version, yanked).await?;
+    tracing::info!(pack = %name, %version, yanked, "yank state set");
+    Ok(Json(YankResponse { name, version, yanked }))
+}
+
+/// Yank a version: still fetchable by exact version, never resolved by `latest`.
+#[utoipa::path(
+    post,
+    path = "/v1/packs/{name}/versions/{version}/yank",
+    tag = "packs",
+    params(("name" = String, Path, description = "Pack name"), ("version" = String, Path, description = "Exact version")),
+    responses(
+        (status = 200, description = "Yanked (idempotent)", body = YankResponse),
+        (status = 401, description = "No bearer token", body = ErrorBody),
+        (status = 403, description = "Token not accepted", body = ErrorBody),
+        (status = 404, description = "No such pack or version", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn yank(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<YankResponse>, ApiError> {
+    set_yanked(state, path, headers, true).await
+}
+
+/// Un-yank a version.
+#[utoipa::path(
+    delete,
+    path = "/v1/packs/{name}/versions/{version}/yank",
+    tag = "packs",
+    params(("name" = String, Path, description = "Pack name"), ("version" = String, Path, description = "Exact version")),
+    responses(
+        (status = 200, description = "Un-yanked (idempotent)", body = YankResponse),
+        (status = 401, description = "No bearer token", body = ErrorBody),
+        (status = 403, description = "Token not accepted", body = ErrorBody),
+        (status = 404, description = "No such pack or version", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn unyank(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> Result<Json<YankResponse>, ApiError> {
+    set_yanked(state, path, headers, false).await
+}

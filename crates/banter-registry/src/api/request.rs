@@ -1,0 +1,93 @@
+//! Request-side checks shared by the handlers: auth, content type, bounded bodies, paths.
+
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::error::ApiError;
+use crate::tokens::Tokens;
+
+/// Media types a pack may be published as.
+pub const PACK_MEDIA_TYPES: &[&str] = &["application/json", "application/vnd.banterpacks.pack.v1+json"];
+
+/// Requires a valid bearer token: 401 when absent, 403 when wrong.
+pub fn authorize(tokens: &Tokens, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized("a bearer token is required to change the registry"));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+    if tokens.accepts(token) {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "DENIED", "the token is not accepted"))
+    }
+}
+
+/// Requires a JSON content type (parameters such as charset are allowed).
+pub fn require_json(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match media {
+        Some(m) if accepted.contains(&m.as_str()) => Ok(()),
+        Some(m) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("content type {m:?} is not accepted; use one of {accepted:?}"),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("a Content-Type header is required; use one of {accepted:?}"),
+        )),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PACK_TOO_LARGE",
+        format!("request body is over the limit of {limit} bytes"),
+    )
+    .detail(serde_json::json!({ "limit_bytes": limit }))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes without buffering them.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    // A declared length over the limit is refused before reading anything.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "BODY_UNREADABLE",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// A path that axum could not decode (bad percent-encoding, not UTF-8).
+pub fn path_error(e: PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", format!("invalid path: {}", e.body_text()))
+}
+
+/// A query string that does not parse.
+pub fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "QUERY_INVALID", e.body_text())
+}

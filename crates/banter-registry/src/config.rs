@@ -1,0 +1,151 @@
+//! Configuration shared by `serve`, `export` and `import`: flags, each also an
+//! environment variable `BANTER_REGISTRY_*`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use banter_pack::Limits;
+use clap::{Args, ValueEnum};
+
+use crate::metrics::Metrics;
+use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
+use crate::storage::{BackendKind, Instrumented, Storage, StorageError};
+
+/// Where packs are stored.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Storage backend: embedded SQLite (one replica) or shared Redis (many replicas).
+    #[arg(long, env = "BANTER_REGISTRY_BACKEND", value_enum, default_value_t = BackendKind::Sqlite)]
+    pub backend: BackendKind,
+
+    /// SQLite database file (created if missing), for --backend sqlite.
+    #[arg(long, env = "BANTER_REGISTRY_SQLITE_PATH", default_value = "data/registry.db")]
+    pub sqlite_path: PathBuf,
+
+    /// How long SQLite waits for a lock before answering 503 (e.g. 5s, 500ms).
+    #[arg(long, env = "BANTER_REGISTRY_SQLITE_BUSY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub sqlite_busy_timeout: Duration,
+
+    /// Redis URL for --backend redis: redis://[user:password@]host:port/db, or rediss:// for TLS.
+    #[arg(long, env = "BANTER_REGISTRY_REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key, so several registries can share one Redis.
+    #[arg(long, env = "BANTER_REGISTRY_REDIS_KEY_PREFIX", default_value = "banter:")]
+    pub redis_key_prefix: String,
+}
+
+/// Size limits for packs.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest pack document accepted, in bytes (larger bodies get 413).
+    #[arg(long, env = "BANTER_REGISTRY_MAX_PACK_BYTES", default_value_t = Limits::default().max_pack_bytes)]
+    pub max_pack_bytes: usize,
+
+    /// Most lines one pack may hold.
+    #[arg(long, env = "BANTER_REGISTRY_MAX_LINES", default_value_t = Limits::default().max_lines)]
+    pub max_lines: usize,
+
+    /// Most characters one line's text may hold.
+    #[arg(long, env = "BANTER_REGISTRY_MAX_LINE_CHARS", default_value_t = Limits::default().max_line_chars)]
+    pub max_line_chars: usize,
+}
+
+impl LimitArgs {
+    /// The default limits.
+    pub fn defaults() -> Self {
+        let l = Limits::default();
+        Self {
+            max_pack_bytes: l.max_pack_bytes,
+            max_lines: l.max_lines,
+            max_line_chars: l.max_line_chars,
+        }
+    }
+
+    /// As pack limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_pack_bytes: self.max_pack_bytes,
+            max_lines: self.max_lines,
+            max_line_chars: self.max_line_chars,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `serve` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port, printed on stdout).
+    #[arg(long, env = "BANTER_REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// File of publish tokens, one per line ('#' comments). Without it a token is
+    /// generated into a 0600 file `publish-token` beside the database.
+    #[arg(long, env = "BANTER_REGISTRY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Deadline for one whole request, body included (e.g. 30s).
+    #[arg(long, env = "BANTER_REGISTRY_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests served at once; beyond it the registry answers 429 with Retry-After.
+    #[arg(long, env = "BANTER_REGISTRY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+
+    /// After SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    #[arg(long, env = "BANTER_REGISTRY_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Publish every *.json pack in this directory at start-up (identical versions are skipped).
+    #[arg(long, env = "BANTER_REGISTRY_SEED")]
+    pub seed: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    /// Where a generated token file goes: beside the database.
+    pub fn default_token_file(&self) -> PathBuf {
+        let dir = match self.backend {
+            BackendKind::Sqlite => self
+                .sqlite_path
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            BackendKind::Redis => PathBuf::from("data"),
+        };
+        dir.join("publish-token")
+    }
+
+    /// Opens the configured backend, instrumented.
+    pub async fn open(&self, metrics: Metrics) -> Result<Arc<dyn Storage>, StorageError> {
+        match self.backend {
+            BackendKind::Sqlite => {
+                let mut opts = SqliteOptions::new(&self.sqlite_path);
+                opts.busy_timeout = self.sqlite_busy_timeout;
+                let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&opts))
+                    .await
+                    .map_err(|e| StorageError::Internal(e.to_string()))??;
+                Ok(Arc::new(Instrumented::new(storage, metrics)))
+            }
+            BackendKind::Redis => Err(StorageError::Internal(
+                "the redis backend is not available in this build yet".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! `banter-registry`: the banter-pack registry service, its storage backends
+//! and its command line.
+
+pub mod api;
+pub mod archive;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod storage;
+pub mod tokens;

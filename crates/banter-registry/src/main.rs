@@ -1,0 +1,36 @@
+//! `banter-registry` binary: parse flags, set up logging, run, exit non-zero with one line on failure.
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use banter_registry::cli::{Cli, Command};
+use banter_registry::config::LogFormat;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // Client commands log only warnings unless asked, so their output stays clean.
+    let default = if matches!(cli.command, Command::Serve(_)) { cli.log.as_str() } else { "warn" };
+    let filter = EnvFilter::try_new(default).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match cli.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(banter_registry::cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! The registry's rules, independent of HTTP and of the backend: parsing of
+//! identifiers, validation, publish idempotency, `latest` resolution, yank
+//! semantics and digest verification on read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use banter_pack::{
+    Digest, Limits, NameError, PackError, PackName, Reference, TagName, VersionError, Violation, parse_version,
+    validate_pack, version_key,
+};
+use bytes::Bytes;
+use chrono::Utc;
+
+use crate::metrics::Metrics;
+use crate::storage::{NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, VersionRecord};
+
+/// Why a registry operation failed; each variant maps to one HTTP status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A pack name in the request is invalid.
+    #[error(transparent)]
+    NameInvalid(NameError),
+    /// A tag in the request is invalid.
+    #[error(transparent)]
+    TagInvalid(NameError),
+    /// A version in the request is invalid.
+    #[error(transparent)]
+    VersionInvalid(#[from] VersionError),
+    /// A digest is malformed or does not match the content.
+    #[error("{0}")]
+    DigestInvalid(String),
+    /// The pack is larger than the configured limit.
+    #[error("pack is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        /// Bytes received.
+        size: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// The body is not JSON.
+    #[error("{0}")]
+    Malformed(String),
+    /// The body is not a valid pack.
+    #[error("the pack is invalid: {} violation(s)", .0.len())]
+    Invalid(Vec<Violation>),
+    /// The version number is taken by other content.
+    #[error("{name}@{existing_version} already exists with digest {existing_digest}; versions are immutable, publish a new version number")]
+    VersionExists {
+        /// Pack name.
+        name: String,
+        /// The version stored.
+        existing_version: String,
+        /// Its digest.
+        existing_digest: Digest,
+    },
+    /// No such pack.
+    #[error("pack {0:?} not found")]
+    PackNotFound(String),
+    /// No such version or tag.
+    #[error("{name}: no version or tag {reference:?}")]
+    VersionNotFound {
+        /// Pack name.
+        name: String,
+        /// What was asked for.
+        reference: String,
+    },
+    /// No such blob.
+    #[error("blob {0} not found")]
+    BlobNotFound(Digest),
+    /// Stored bytes no longer hash to their digest.
+    #[error("stored content for {0} failed digest verification")]
+    Corrupt(Digest),
+    /// The backend failed.
+    #[error(transparent)]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for RegistryError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// Result of a registry operation.
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
+/// A publish that was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// True for a new version, false for an identical re-publish.
+    pub created: bool,
+    /// Digest of the stored bytes.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A pack's versions and effective tags, as `GET /v1/packs/{name}` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackInfo {
+    /// Pack name.
+    pub name: String,
+    /// Versions, oldest first by semver precedence.
+    pub versions: Vec<VersionRecord>,
+    /// Effective tags (explicit ones plus the computed `latest`).
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The registry: rules over a storage backend.
+#[derive(Clone)]
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+    metrics: Metrics,
+    limits: Limits,
+}
+
+/// Parses a pack name from a request.
+pub fn parse_name(s: &str) -> RegistryResult<PackName> {
+    PackName::parse(s).map_err(RegistryError::NameInvalid)
+}
+
+impl Registry {
+    /// A registry over `storage`.
+    pub fn new(storage: Arc<dyn Storage>, metrics: Metrics, limits: Limits) -> Self {
+        Self {
+            storage,
+            metrics,
+            limits,
+        }
+    }
+
+    /// The size limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The metrics handle.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Validates and stores `bytes` as `name@version`.
+    pub async fn publish(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: Bytes,
+        expected_digest: Option<&str>,
+    ) -> RegistryResult<Published> {
+        let name = parse_name(name)?;
+        let parsed = parse_version(version)?;
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = expected_digest {
+            let expected: Digest = expected
+                .parse()
+                .map_err(|e| RegistryError::DigestInvalid(format!("digest parameter {expected:?}: {e}")))?;
+            if expected != digest {
+                return Err(RegistryError::DigestInvalid(format!(
+                    "body digest {digest} does not match the digest parameter {expected}"
+                )));
+            }
+        }
+        if let Err(e) = validate_pack(&bytes, &self.limits, Some((name.as_str(), version))) {
+            self.metrics.validation_failure();
+            return Err(match e {
+                PackError::TooLarge { size, limit } => RegistryError::TooLarge { size, limit },
+                PackError::Malformed(m) => RegistryError::Malformed(m),
+                PackError::Invalid(v) => RegistryError::Invalid(v),
+            });
+        }
+        self.store(NewVersion {
+            name,
+            version: parsed,
+            digest,
+            bytes,
+            published_at: Utc::now(),
+            yanked: false,
+        })
+        .await
+    }
+
+    /// Stores an already-validated version (publish and import share this).
+    pub async fn store(&self, v: NewVersion) -> RegistryResult<Published> {
+        let (name, digest, size) = (v.name.to_string(), v.digest.clone(), v.bytes.len() as u64);
+        match self.storage.publish(v).await? {
+            PublishOutcome::Created => {
+                self.metrics.publish("created");
+                Ok(Published {
+                    created: true,
+                    digest,
+                    size,
+                })
+            }
+            PublishOutcome::Identical => {
+                self.metrics.publish("identical");
+                Ok(Published {
+                    created: false,
+                    digest,
+                    size,
+                })
+            }
+            PublishOutcome::Conflict {
+                existing_version,
+                existing_digest,
+            } => {
+                self.metrics.publish("conflict");
+                Err(RegistryError::VersionExists {
+                    name,
+                    existing_version,
+                    existing_digest,
+                })
+            }
+        }
+    }
+
+    async fn record(&self, name: &PackName) -> RegistryResult<PackRecord> {
+        self.storage
+            .pack(name)
+            .await?
+            .ok_or_else(|| RegistryError::PackNotFound(name.to_string()))
+    }
+
+    /// Versions and effective tags of a pack.
+    pub async fn pack_info(&self, name: &str) -> RegistryResult<PackInfo> {
+        let name = parse_name(name)?;
+        let record = self.record(&name).await?;
+        let tags = effective_tags(&record);
+        Ok(PackInfo {
+            name: name.to_string(),
+            versions: record.versions,
+            tags,
+        })
+    }
+
+    /// Resolves `reference` (exact version or tag) to a stored version.
+    pub async fn resolve(&self, name: &str, reference: &str) -> RegistryResult<VersionRecord> {
+        let name = parse_name(name)?;
+        let reference_parsed = match Reference::parse(reference) {
+            Ok(r) => r,
+            // Something that starts like a number was meant as a version:
+            // say what is wrong with it as a version, not as a tag.
+            Err(e) => {
+                return Err(match parse_version(reference) {
+                    Err(v) if looks_numeric(reference) => RegistryError::VersionInvalid(v),
+                    _ => RegistryError::TagInvalid(e),
+                });
+            }
+        };
+        let record = self.record(&name).await?;
+        let not_found = || RegistryError::VersionNotFound {
+            name: name.to_string(),
+            reference: reference.to_owned(),
+        };
+        let found = match &reference_parsed {
+            Reference::Version(v) => find_version(&record, v),
+            Reference::Tag(t) if t.is_latest() => latest(&record),
+            Reference::Tag(t) => record
+                .tags
+                .get(t.as_str())
+                .and_then(|v| record.versions.iter().find(|r| &r.version == v)),
+        };
+        found.cloned().ok_or_else(not_found)
+    }
+
+    /// Blob bytes by digest hex, verified against the digest.
+    pub async fn blob(&self, hex: &str) -> RegistryResult<Bytes> {
+        let digest = Digest::from_hex(hex).map_err(|e| RegistryError::DigestInvalid(e.to_string()))?;
+        self.content(&digest).await
+    }
+
+    /// Stored bytes for `digest`, verified against it.
+    pub async fn content(&self, digest: &Digest) -> RegistryResult<Bytes> {
+        let bytes = self
+            .storage
+            .blob(digest)
+            .await?
+            .ok_or_else(|| RegistryError::BlobNotFound(digest.clone()))?;
+        if !digest.matches(&bytes) {
+            tracing::error!(%digest, "stored blob failed digest verification");
+            return Err(RegistryError::Corrupt(digest.clone()));
+        }
+        Ok(bytes)
+    }
+
+    /// One page of pack names; the flag says whether more remain.
+    pub async fn list(&self, prefix: &str, last: Option<&str>, n: usize) -> RegistryResult<(Vec<String>, bool)> {
+        if !prefix.is_empty() && !prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(RegistryError::NameInvalid(NameError::Pack(prefix.to_owned())));
+        }
+        if n == 0 {
+            return Ok((Vec::new(), false));
+        }
+        let mut names = self.storage.list(prefix, last, n + 1).await?;
+        let more = names.len() > n;
+        names.truncate(n);
+        Ok((names, more))
+    }
+
+    /// Points `tag` at `version` (matched ignoring build metadata). Returns the exact version.
+    pub async fn set_tag(&self, name: &str, tag: &str, version: &str) -> RegistryResult<String> {
+        let name = parse_name(name)?;
+        let tag = TagName::parse(tag).map_err(RegistryError::TagInvalid)?;
+        let exact = self.exact_version(&name, version).await?;
+        self.storage
+            .set_tag(&name, tag.as_str(), &exact)
+            .await
+            .map_err(|e| self.not_found_as(e, &name, version))?;
+        Ok(exact)
+    }
+
+    /// Yanks or un-yanks `version`. Returns the exact version.
+    pub async fn set_yanked(&self, name: &str, version: &str, yanked: bool) -> RegistryResult<String> {
+        let name = parse_name(name)?;
+        let exact = self.exact_version(&name, version).await?;
+        self.storage
+            .set_yanked(&name, &exact, yanked)
+            .await
+            .map_err(|e| self.not_found_as(e, &name, version))?;
+        Ok(exact)
+    }
+
+    async fn exact_version(&self, name: &PackName, version: &str) -> RegistryResult<String> {
+        let wanted = parse_version(version)?;
+        let record = self.record(name).await?;
+        find_version(&record, &wanted)
+            .map(|r| r.version.clone())
+            .ok_or_else(|| RegistryError::VersionNotFound {
+                name: name.to_string(),
+                reference: version.to_owned(),
+            })
+    }
+
+    fn not_found_as(&self, e: StorageError, name: &PackName, version: &str) -> RegistryError {
+        match e {
+            StorageError::VersionNotFound | StorageError::PackNotFound => RegistryError::VersionNotFound {
+                name: name.to_string(),
+                reference: version.to_owned(),
+            },
+            other => RegistryError::Storage(other),
+        }
+    }
+
+    /// Totals, also pushed into the gauges.
+    pub async fn stats(&self) -> RegistryResult<Stats> {
+        let stats = self.storage.stats().await?;
+        self.metrics.set_stats(stats);
+        Ok(stats)
+    }
+
+    /// Whether the backend answers; updates `banter_registry_storage_up`.
+    pub async fn ready(&self) -> RegistryResult<()> {
+        let result = self.storage.ping().await;
+        self.metrics.set_storage_up(self.storage.kind().as_str(), result.is_ok());
+        Ok(result?)
+    }
+}
+
+fn looks_numeric(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The stored version with the same number as `v` (build metadata ignored).
+fn find_version<'a>(record: &'a PackRecord, v: &semver::Version) -> Option<&'a VersionRecord> {
+    let key = version_key(v);
+    record
+        .versions
+        .iter()
+        .find(|r| semver::Version::parse(&r.version).is_ok_and(|x| version_key(&x) == key))
+}
+
+/// What `latest` means: an explicit, non-yanked `latest` tag, else the highest
+/// non-yanked release (pre-releases never become `latest` implicitly).
+pub fn latest(record: &PackRecord) -> Option<&VersionRecord> {
+    let explicit = record
+        .tags
+        .get(TagName::LATEST)
+        .and_then(|v| record.versions.iter().find(|r| &r.version == v && !r.yanked));
+    explicit.or_else(|| {
+        record
+            .versions
+            .iter()
+            .rev()
+            .find(|r| !r.yanked && semver::Version::parse(&r.version).is_ok_and(|v| v.pre.is_empty()))
+    })
+}
+
+/// Explicit tags plus the effective `latest`.
+pub fn effective_tags(record: &PackRecord) -> BTreeMap<String, String> {
+    let mut tags = record.tags.clone();
+    tags.remove(TagName::LATEST);
+    if let Some(l) = latest(record) {
+        tags.insert(TagName::LATEST.to_owned(), l.version.clone());
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(version: &str, yanked: bool) -> VersionRecord {
+        VersionRecord {
+            version: version.into(),
+            digest: Digest::of(version.as_bytes()),
+            size: 1,
+            published_at: Utc::now(),
+            yanked,
+        }
+    }
+
+    fn record(versions: Vec<VersionRecord>, tags: &[(&str, &str)]) -> PackRecord {
+        let mut versions = versions;
+        crate::storage::sort_versions(&mut versions);
+        PackRecord {
+            name: PackName::parse("p").expect("name"),
+            versions,
+            tags: tags.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect(),
+        }
+    }
+
+    fn latest_of(r: &PackRecord) -> Option<&str> {
+        latest(r).map(|v| v.version.as_str())
+    }
+
+    #[test]
+    fn latest_is_highest_release_not_yanked() {
+        let r = record(vec![v("1.0.0", false), v("1.10.0", false), v("1.9.0", false), v("2.0.0-rc.1", false)], &[]);
+        assert_eq!(latest_of(&r), Some("1.10.0"));
+        let r = record(vec![v("1.0.0", false), v("1.1.0", true)], &[]);
+        assert_eq!(latest_of(&r), Some("1.0.0"));
+        let r = record(vec![v("1.0.0-alpha", false)], &[]);
+        assert_eq!(latest_of(&r), None);
+        let r = record(vec![v("1.0.0", true)], &[]);
+        assert_eq!(latest_of(&r), None);
+    }
+
+    #[test]
+    fn explicit_latest_wins_unless_yanked() {
+        let r = record(vec![v("1.0.0", false), v("2.0.0", false)], &[("latest", "1.0.0")]);
+        assert_eq!(latest_of(&r), Some("1.0.0"));
+        let r = record(vec![v("1.0.0", true), v("2.0.0", false)], &[("latest", "1.0.0")]);
+        assert_eq!(latest_of(&r), Some("2.0.0"));
+        assert_eq!(effective_tags(&r).get("latest").map(String::as_str), Some("2.0.0"));
+    }
+
+    #[test]
+    fn prerelease_ordering_follows_semver() {
+        let r = record(
+            vec![v("1.0.0-rc.1", false), v("1.0.0-alpha.10", false), v("1.0.0-alpha.2", false), v("1.0.0", false)],
+            &[],
+        );
+        let order: Vec<_> = r.versions.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(order, vec!["1.0.0-alpha.2", "1.0.0-alpha.10", "1.0.0-rc.1", "1.0.0"]);
+    }
+}

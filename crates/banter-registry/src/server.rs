@@ -1,0 +1,122 @@
+//! `banter-registry serve`: open storage, load tokens, seed, listen, shut down gracefully.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState, HttpLimits};
+use crate::config::ServeArgs;
+use crate::metrics::Metrics;
+use crate::registry::{RegistryError, Registry};
+use crate::tokens::{self, Tokens};
+
+/// Runs the registry until SIGTERM or SIGINT.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let storage = args
+        .storage
+        .open(metrics.clone())
+        .await
+        .with_context(|| format!("opening the {} backend", args.storage.backend.as_str()))?;
+    let registry = Registry::new(storage, metrics, args.limits.limits());
+
+    let token_file = match &args.token_file {
+        Some(p) => p.clone(),
+        None => {
+            let p = args.storage.default_token_file();
+            if tokens::ensure_generated(&p)? {
+                tracing::info!(path = %p.display(), "generated a publish token (mode 0600); pass --token-file to use your own");
+            } else {
+                tracing::info!(path = %p.display(), "using the publish token generated earlier");
+            }
+            p
+        }
+    };
+    let tokens = Tokens::from_file(&token_file)?;
+    tracing::info!(file = %token_file.display(), "publish tokens loaded: {tokens:?}");
+
+    if let Some(dir) = &args.seed {
+        seed(&registry, dir).await?;
+    }
+    // Fill the gauges before the first scrape; a slow backend must not block start-up.
+    if let Err(e) = registry.stats().await {
+        tracing::warn!(error = %e, "could not read stats at start-up");
+    }
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let app = api::router(
+        AppState {
+            registry,
+            tokens: Arc::new(tokens),
+        },
+        HttpLimits {
+            request_timeout: args.request_timeout,
+            max_concurrent_requests: args.max_concurrent_requests,
+        },
+    );
+    tracing::info!(%addr, backend = args.storage.backend.as_str(), "listening");
+    // Tests and scripts read the real address (useful with port 0) from stdout.
+    println!("listening on http://{addr}");
+
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.changed().await;
+            })
+            .await
+    });
+    let signal = shutdown_signal().await?;
+    tracing::info!(signal, "shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(args.shutdown_timeout, server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("stopped cleanly"),
+        Ok(Ok(Err(e))) => bail!("server error: {e}"),
+        Ok(Err(e)) => bail!("server task failed: {e}"),
+        Err(_) => tracing::warn!(
+            timeout = ?args.shutdown_timeout,
+            "in-flight requests did not finish in time; exiting (unacknowledged requests are not stored)"
+        ),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+/// Publishes every `*.json` in `dir`, in name order. Already-present identical
+/// versions are fine; anything else is an error, since seed packs are ours.
+pub async fn seed(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading seed directory {}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for file in files {
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let (name, version) = crate::client::name_and_version(&bytes)
+            .with_context(|| format!("seed pack {}", file.display()))?;
+        match registry.publish(&name, &version, bytes.into(), None).await {
+            Ok(p) => tracing::info!(pack = %name, %version, created = p.created, "seeded"),
+            Err(RegistryError::VersionExists { .. }) => {
+                tracing::warn!(pack = %name, %version, "seed skipped: a different {name}@{version} is already stored")
+            }
+            Err(e) => return Err(e).with_context(|| format!("seeding {}", file.display())),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! Embedded SQLite backend: one writer connection, a pool of readers, WAL.
+//!
+//! Durability: `journal_mode=WAL` with `synchronous=FULL` — every commit is
+//! fsynced before `publish` returns, so an acknowledged version survives a
+//! process crash and a power loss (see docs/storage.md for the reasoning).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use banter_pack::{Digest, PackName, version_key};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{
+    BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
+    sort_versions,
+};
+
+/// Forward-only schema migrations; index + 1 is the `user_version` after it.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE blobs (
+    digest  TEXT PRIMARY KEY,
+    size    INTEGER NOT NULL,
+    content BLOB NOT NULL
+);
+CREATE TABLE packs (
+    name       TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE versions (
+    name         TEXT NOT NULL REFERENCES packs(name),
+    version      TEXT NOT NULL,
+    version_key  TEXT NOT NULL,
+    digest       TEXT NOT NULL REFERENCES blobs(digest),
+    size         INTEGER NOT NULL,
+    published_at TEXT NOT NULL,
+    yanked       INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, version),
+    UNIQUE (name, version_key)
+);
+CREATE TABLE tags (
+    name       TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    version    TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (name, tag),
+    FOREIGN KEY (name, version) REFERENCES versions(name, version)
+);
+"#];
+
+/// Tuning for the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Database file.
+    pub path: PathBuf,
+    /// How long a statement waits for a lock before failing with 503.
+    pub busy_timeout: Duration,
+    /// Reader connections.
+    pub readers: u32,
+}
+
+impl SqliteOptions {
+    /// Defaults for `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            busy_timeout: Duration::from_secs(5),
+            readers: 8,
+        }
+    }
+}
+
+/// The SQLite backend.
+#[derive(Clone)]
+pub struct SqliteStorage {
+    writer: Arc<Mutex<Connection>>,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub fn open(opts: &SqliteOptions) -> StorageResult<Self> {
+        if let Some(dir) = opts.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StorageError::Internal(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut writer = Connection::open(&opts.path).map_err(|e| open_error(&opts.path, e))?;
+        writer.busy_timeout(opts.busy_timeout).map_err(internal)?;
+        // WAL is persistent in the file, but setting it each open is harmless
+        // and repairs a database created by another tool in rollback mode.
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| open_error(&opts.path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StorageError::Internal(format!("could not enable WAL (journal_mode={mode})")));
+        }
+        writer
+            .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+            .map_err(internal)?;
+        migrate(&mut writer)?;
+
+        let busy = opts.busy_timeout;
+        let manager = SqliteConnectionManager::file(&opts.path)
+            .with_init(move |c| {
+                // Readers open read-write so they can use the WAL index, but
+                // refuse writes: the single writer connection owns them.
+                c.busy_timeout(busy)?;
+                c.pragma_update(None, "query_only", true)
+            });
+        let readers = r2d2::Pool::builder()
+            .max_size(opts.readers.max(1))
+            .connection_timeout(opts.busy_timeout)
+            .build(manager)
+            .map_err(|e| StorageError::Internal(format!("reader pool: {e}")))?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+        })
+    }
+
+    /// The schema version of an open database.
+    pub fn schema_version(&self) -> StorageResult<u32> {
+        let conn = self.writer.lock().map_err(|_| poisoned())?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StorageResult<T> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get().map_err(|e| StorageError::Unavailable(format!("no reader connection: {e}")))?;
+            f(&conn).map_err(classify)
+        })
+        .await
+        .map_err(|e| StorageError::Internal(format!("storage task failed: {e}")))?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StorageResult<T> + Send + 'static,
+    ) -> StorageResult<T> {
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = writer.lock().map_err(|_| poisoned())?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StorageError::Internal(format!("storage task failed: {e}")))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StorageResult<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    if current > MIGRATIONS.len() {
+        return Err(StorageError::Internal(format!(
+            "database schema version {current} is newer than this build supports ({}); upgrade banter-registry",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)?;
+        tx.execute_batch(sql).map_err(internal)?;
+        tx.pragma_update(None, "user_version", i + 1).map_err(internal)?;
+        tx.commit().map_err(classify)?;
+    }
+    Ok(())
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn open_error(path: &Path, e: rusqlite::Error) -> StorageError {
+    StorageError::Internal(format!("cannot open SQLite database {}: {e}", path.display()))
+}
+
+fn internal(e: rusqlite::Error) -> StorageError {
+    StorageError::Internal(e.to_string())
+}
+
+fn poisoned() -> StorageError {
+    StorageError::Internal("SQLite writer lock poisoned by an earlier panic".into())
+}
+
+/// Lock contention past the busy timeout is a transient condition (503), the rest is internal.
+fn classify(e: rusqlite::Error) -> StorageError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            StorageError::Unavailable(format!("SQLite is busy: {e}"))
+        }
+        _ => internal(e),
+    }
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn parse_digest(s: &str) -> rusqlite::Result<Digest> {
+    s.parse()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        self.read(|c| c.query_row("SELECT count(*) FROM packs LIMIT 1", [], |_| Ok(())))
+            .await
+    }
+
+    async fn publish(&self, v: NewVersion) -> StorageResult<PublishOutcome> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)?;
+            let key = version_key(&v.version);
+            let existing: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT version, digest FROM versions WHERE name = ?1 AND version_key = ?2",
+                    params![v.name.as_str(), key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(classify)?;
+            if let Some((version, digest)) = existing {
+                let digest = parse_digest(&digest).map_err(internal)?;
+                let outcome = if version == v.version.to_string() && digest == v.digest {
+                    PublishOutcome::Identical
+                } else {
+                    PublishOutcome::Conflict {
+                        existing_version: version,
+                        existing_digest: digest,
+                    }
+                };
+                return Ok(outcome);
+            }
+            let published = v.published_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            tx.execute(
+                "INSERT OR IGNORE INTO blobs (digest, size, content) VALUES (?1, ?2, ?3)",
+                params![v.digest.to_string(), v.bytes.len() as i64, v.bytes.as_ref()],
+            )
+            .map_err(classify)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO packs (name, created_at) VALUES (?1, ?2)",
+                params![v.name.as_str(), published],
+            )
+            .map_err(classify)?;
+            tx.execute(
+                "INSERT INTO versions (name, version, version_key, digest, size, published_at, yanked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    v.name.as_str(),
+                    v.version.to_string(),
+                    key,
+                    v.digest.to_string(),
+                    v.bytes.len() as i64,
+                    published,
+                    v.yanked
+                ],
+            )
+            .map_err(classify)?;
+            tx.commit().map_err(classify)?;
+            Ok(PublishOutcome::Created)
+        })
+        .await
+    }
+
+    async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>> {
+        let name = name.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT version, digest, size, published_at, yanked FROM versions WHERE name = ?1",
+            )?;
+            let mut versions = stmt
+                .query_map(params![name.as_str()], |r| {
+                    Ok(VersionRecord {
+                        version: r.get(0)?,
+                        digest: parse_digest(&r.get::<_, String>(1)?)?,
+                        size: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                        published_at: parse_time(&r.get::<_, String>(3)?)?,
+                        yanked: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if versions.is_empty() {
+                return Ok(None);
+            }
+            sort_versions(&mut versions);
+            let mut stmt = c.prepare_cached("SELECT tag, version FROM tags WHERE name = ?1")?;
+            let tags = stmt
+                .query_map(params![name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(PackRecord { name, versions, tags }))
+        })
+        .await
+    }
+
+    async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>> {
+        let key = digest.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT content FROM blobs WHERE digest = ?1")?
+                .query_row(params![key], |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+                .map(|o| o.map(Bytes::from))
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<String>> {
+        let prefix = prefix.to_owned();
+        let after = after.unwrap_or("").to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT name FROM packs WHERE substr(name, 1, length(?1)) = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+            )?
+            .query_map(params![prefix, after, limit], |r| r.get(0))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn set_tag(&self, name: &PackName, tag: &str, version: &str) -> StorageResult<()> {
+        let (name, tag, version) = (name.clone(), tag.to_owned(), version.to_owned());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)?;
+            let exists: bool = tx
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM versions WHERE name = ?1 AND version = ?2)",
+                    params![name.as_str(), version],
+                    |r| r.get(0),
+                )
+                .map_err(classify)?;
+            if !exists {
+                return Err(StorageError::VersionNotFound);
+            }
+            tx.execute(
+                "INSERT INTO tags (name, tag, version, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (name, tag) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+                params![name.as_str(), tag, version, now()],
+            )
+            .map_err(classify)?;
+            tx.commit().map_err(classify)
+        })
+        .await
+    }
+
+    async fn set_yanked(&self, name: &PackName, version: &str, yanked: bool) -> StorageResult<()> {
+        let (name, version) = (name.clone(), version.to_owned());
+        self.write(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE versions SET yanked = ?3 WHERE name = ?1 AND version = ?2",
+                    params![name.as_str(), version, yanked],
+                )
+                .map_err(classify)?;
+            if changed == 0 {
+                return Err(StorageError::VersionNotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn stats(&self) -> StorageResult<Stats> {
+        self.read(|c| {
+            c.query_row(
+                "SELECT (SELECT count(*) FROM packs), (SELECT count(*) FROM versions),
+                        (SELECT coalesce(sum(size), 0) FROM blobs)",
+                [],
+                |r| {
+                    Ok(Stats {
+                        packs: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
+                        versions: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                        bytes: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                    })
+                },
+            )
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_set_the_schema_version_and_refuse_newer_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        let s = SqliteStorage::open(&SqliteOptions::new(&path)).expect("open");
+        assert_eq!(s.schema_version().expect("version"), MIGRATIONS.len() as u32);
+        drop(s);
+        // Reopening is a no-op migration.
+        let s = SqliteStorage::open(&SqliteOptions::new(&path)).expect("reopen");
+        drop(s);
+        let c = Connection::open(&path).expect("raw");
+        c.pragma_update(None, "user_version", 99).expect("bump");
+        drop(c);
+        let err = SqliteStorage::open(&SqliteOptions::new(&path)).err().expect("must refuse");
+        assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+}
