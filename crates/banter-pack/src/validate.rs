@@ -81,76 +81,76 @@ pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str
             message: truncate(e.to_string()),
         })
         .collect();
-    // The cross-field rules need the typed shape; when the schema is broken so
-    // badly that it does not deserialize, the schema violations are the answer.
-    let pack: Pack = match serde_json::from_value(value) {
-        Ok(p) => p,
-        Err(e) if violations.is_empty() => {
-            return Err(PackError::Invalid(vec![Violation {
-                pointer: String::new(),
-                message: truncate(e.to_string()),
-            }]));
-        }
-        Err(_) => return Err(PackError::Invalid(violations)),
-    };
-    check_semantics(&pack, limits, expected, &mut violations);
-    if violations.is_empty() {
-        Ok(pack)
-    } else {
-        Err(PackError::Invalid(violations))
+    // Cross-field rules read the raw value, so they are reported together with
+    // schema violations even when the document is far from the typed shape.
+    check_semantics(&value, limits, expected, &mut violations);
+    if !violations.is_empty() {
+        return Err(PackError::Invalid(violations));
     }
+    serde_json::from_value(value).map_err(|e| {
+        PackError::Invalid(vec![Violation {
+            pointer: String::new(),
+            message: truncate(e.to_string()),
+        }])
+    })
 }
 
-fn check_semantics(pack: &Pack, limits: &Limits, expected: Option<(&str, &str)>, out: &mut Vec<Violation>) {
+fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(serde_json::Value::as_str)
+}
+
+fn check_semantics(doc: &serde_json::Value, limits: &Limits, expected: Option<(&str, &str)>, out: &mut Vec<Violation>) {
     let mut push = |pointer: String, message: String| out.push(Violation { pointer, message });
+    let empty = Vec::new();
+    let array = |key: &str| doc.get(key).and_then(serde_json::Value::as_array).unwrap_or(&empty);
 
     if let Some((name, version)) = expected {
-        if pack.name != name {
-            push("/name".into(), format!("pack name {:?} does not match the URL's {:?}", pack.name, name));
+        let (got_name, got_version) = (str_at(doc, "name"), str_at(doc, "version"));
+        if got_name.is_some_and(|n| n != name) {
+            push("/name".into(), format!("pack name {:?} does not match the URL's {name:?}", got_name.unwrap_or("")));
         }
-        if pack.version != version {
+        if got_version.is_some_and(|v| v != version) {
             push(
                 "/version".into(),
-                format!("pack version {:?} does not match the URL's {:?}", pack.version, version),
+                format!("pack version {:?} does not match the URL's {version:?}", got_version.unwrap_or("")),
             );
         }
     }
-    if let Err(e) = crate::name::PackName::parse(&pack.name) {
-        push("/name".into(), e.to_string());
-    }
-    if let Err(e) = crate::name::parse_version(&pack.version) {
-        push("/version".into(), e.to_string());
-    }
-
     let mut personas = HashSet::new();
-    for (i, p) in pack.personas.iter().enumerate() {
-        if !personas.insert(p.id.as_str()) {
-            push(format!("/personas/{i}/id"), format!("duplicate persona id {:?}", p.id));
+    for (i, p) in array("personas").iter().enumerate() {
+        if let Some(id) = str_at(p, "id")
+            && !personas.insert(id)
+        {
+            push(format!("/personas/{i}/id"), format!("duplicate persona id {id:?}"));
         }
     }
-    if pack.lines.len() > limits.max_lines {
+    let lines = array("lines");
+    if lines.len() > limits.max_lines {
         push(
             "/lines".into(),
-            format!("{} lines, over the limit of {} lines per pack", pack.lines.len(), limits.max_lines),
+            format!("{} lines, over the limit of {} lines per pack", lines.len(), limits.max_lines),
         );
     }
     let mut line_ids = HashSet::new();
-    for (i, line) in pack.lines.iter().enumerate() {
-        if !line_ids.insert(line.id.as_str()) {
-            push(format!("/lines/{i}/id"), format!("duplicate line id {:?}", line.id));
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(id) = str_at(line, "id")
+            && !line_ids.insert(id)
+        {
+            push(format!("/lines/{i}/id"), format!("duplicate line id {id:?}"));
         }
-        if !personas.contains(line.persona.as_str()) {
-            push(
-                format!("/lines/{i}/persona"),
-                format!("persona {:?} is not declared in /personas", line.persona),
-            );
+        if let Some(persona) = str_at(line, "persona")
+            && !personas.contains(persona)
+        {
+            push(format!("/lines/{i}/persona"), format!("persona {persona:?} is not declared in /personas"));
         }
-        let chars = line.text.chars().count();
-        if chars > limits.max_line_chars {
-            push(
-                format!("/lines/{i}/text"),
-                format!("text is {chars} characters, over the limit of {} per line", limits.max_line_chars),
-            );
+        if let Some(text) = str_at(line, "text") {
+            let chars = text.chars().count();
+            if chars > limits.max_line_chars {
+                push(
+                    format!("/lines/{i}/text"),
+                    format!("text is {chars} characters, over the limit of {} per line", limits.max_line_chars),
+                );
+            }
         }
     }
 }
