@@ -10,6 +10,7 @@ use banter_pack::Limits;
 use clap::{Args, ValueEnum};
 
 use crate::metrics::Metrics;
+use crate::storage::redis::{RedisOptions, RedisStorage};
 use crate::storage::sqlite::{SqliteOptions, SqliteStorage};
 use crate::storage::{BackendKind, Instrumented, Storage, StorageError};
 
@@ -35,6 +36,14 @@ pub struct StorageArgs {
     /// Prefix of every Redis key, so several registries can share one Redis.
     #[arg(long, env = "BANTER_REGISTRY_REDIS_KEY_PREFIX", default_value = "banter:")]
     pub redis_key_prefix: String,
+
+    /// Bound on connecting to Redis (e.g. 2s).
+    #[arg(long, env = "BANTER_REGISTRY_REDIS_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub redis_connect_timeout: Duration,
+
+    /// Bound on one Redis command; past it the request answers 503 (e.g. 2s).
+    #[arg(long, env = "BANTER_REGISTRY_REDIS_COMMAND_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub redis_command_timeout: Duration,
 }
 
 /// Size limits for packs.
@@ -143,9 +152,15 @@ impl StorageArgs {
                     .map_err(|e| StorageError::Internal(e.to_string()))??;
                 Ok(Arc::new(Instrumented::new(storage, metrics)))
             }
-            BackendKind::Redis => Err(StorageError::Internal(
-                "the redis backend is not available in this build yet".into(),
-            )),
+            BackendKind::Redis => {
+                let storage = RedisStorage::new(RedisOptions {
+                    url: self.redis_url.clone(),
+                    key_prefix: self.redis_key_prefix.clone(),
+                    connect_timeout: self.redis_connect_timeout,
+                    command_timeout: self.redis_command_timeout,
+                })?;
+                Ok(Arc::new(Instrumented::new(storage, metrics)))
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 //! [`crate::registry`], so two backends cannot disagree about it.
 
 mod instrumented;
+pub mod redis;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

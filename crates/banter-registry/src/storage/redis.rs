@@ -1,0 +1,363 @@
+//! Shared Redis backend, for registries running several replicas.
+//!
+//! Key layout (every key starts with the configured prefix `P`):
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `P packs` | sorted set, all scores 0 | pack names (lexicographic listing) |
+//! | `P pack:{name}:versions` | hash | version key (no build metadata) → version record JSON |
+//! | `P pack:{name}:yanked` | set | version keys that are yanked |
+//! | `P pack:{name}:tags` | hash | explicit tag → exact version |
+//! | `P blob:sha256:{hex}` | string | content bytes |
+//! | `P stats` | hash | `versions`, `bytes` counters |
+//!
+//! Publishing is one Lua script: Redis runs it atomically and logs its writes
+//! to the AOF as one MULTI/EXEC block, so after a crash or a lost connection
+//! either the whole version exists (blob, record, pack entry, counters) or
+//! none of it. See docs/storage.md.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use banter_pack::{Digest, PackName, version_key};
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Mutex;
+
+use super::{
+    BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
+    sort_versions,
+};
+
+/// Stores the version unless its key is taken; returns the existing record if it is.
+const PUBLISH: &str = r"
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return existing end
+if redis.call('SETNX', KEYS[2], ARGV[3]) == 1 then
+  redis.call('HINCRBY', KEYS[4], 'bytes', ARGV[5])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[6] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
+redis.call('ZADD', KEYS[3], 0, ARGV[4])
+redis.call('HINCRBY', KEYS[4], 'versions', 1)
+return false
+";
+
+/// Sets a tag if the version exists.
+const SET_TAG: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1
+";
+
+/// Sets or clears the yank flag if the version exists.
+const SET_YANKED: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[2] == '1' then redis.call('SADD', KEYS[2], ARGV[1]) else redis.call('SREM', KEYS[2], ARGV[1]) end
+return 1
+";
+
+/// Connection settings for the Redis backend.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// `redis://[user:password@]host:port/db` or `rediss://` for TLS.
+    pub url: String,
+    /// Prefix of every key.
+    pub key_prefix: String,
+    /// Bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Bound on one command's round trip.
+    pub command_timeout: Duration,
+}
+
+/// The version record as stored in the versions hash.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredVersion {
+    version: String,
+    digest: Digest,
+    size: u64,
+    published_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The Redis backend.
+#[derive(Clone)]
+pub struct RedisStorage {
+    client: redis::Client,
+    opts: RedisOptions,
+    conn: Arc<Mutex<Option<ConnectionManager>>>,
+    publish: Arc<redis::Script>,
+    set_tag: Arc<redis::Script>,
+    set_yanked: Arc<redis::Script>,
+}
+
+impl RedisStorage {
+    /// Validates the URL. The connection is made lazily, so the registry can
+    /// start (and report not-ready) before Redis is reachable.
+    pub fn new(opts: RedisOptions) -> StorageResult<Self> {
+        let client = redis::Client::open(opts.url.as_str())
+            .map_err(|e| StorageError::Internal(format!("invalid Redis URL: {e}")))?;
+        Ok(Self {
+            client,
+            opts,
+            conn: Arc::new(Mutex::new(None)),
+            publish: Arc::new(redis::Script::new(PUBLISH)),
+            set_tag: Arc::new(redis::Script::new(SET_TAG)),
+            set_yanked: Arc::new(redis::Script::new(SET_YANKED)),
+        })
+    }
+
+    fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.opts.key_prefix)
+    }
+
+    fn pack_key(&self, name: &PackName, what: &str) -> String {
+        self.key(&format!("pack:{name}:{what}"))
+    }
+
+    /// The shared auto-reconnecting connection, created on first use.
+    async fn connection(&self) -> StorageResult<ConnectionManager> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.opts.connect_timeout)
+            .set_response_timeout(self.opts.command_timeout)
+            .set_number_of_retries(1)
+            .set_max_delay(500);
+        let fut = self.client.get_connection_manager_with_config(config);
+        let conn = tokio::time::timeout(self.opts.connect_timeout + self.opts.command_timeout, fut)
+            .await
+            .map_err(|_| StorageError::Unavailable("timed out connecting to Redis".into()))?
+            .map_err(classify)?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs one Redis interaction under the command deadline.
+    async fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+    ) -> StorageResult<T> {
+        let mut conn = self.connection().await?;
+        match tokio::time::timeout(self.opts.command_timeout, f(&mut conn)).await {
+            Ok(r) => r.map_err(classify),
+            Err(_) => Err(StorageError::Unavailable(format!(
+                "Redis did not answer within {} ms",
+                self.opts.command_timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+/// Connection trouble and a Redis that is loading or failing over are
+/// transient (503); anything else is a bug or bad data.
+fn classify(e: redis::RedisError) -> StorageError {
+    let transient = e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::BusyLoadingError
+                | redis::ErrorKind::TryAgain
+                | redis::ErrorKind::MasterDown
+                | redis::ErrorKind::ReadOnly
+                | redis::ErrorKind::ClusterDown
+        )
+        || e.code().is_some_and(|c| matches!(c, "LOADING" | "BUSY" | "MISCONF"));
+    if transient {
+        StorageError::Unavailable(format!("Redis: {e}"))
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        StorageError::Unavailable(format!("Redis rejected the credentials: {e}"))
+    } else {
+        StorageError::Internal(format!("Redis: {e}"))
+    }
+}
+
+fn decode(raw: &str) -> StorageResult<StoredVersion> {
+    serde_json::from_str(raw).map_err(|e| StorageError::Internal(format!("corrupt version record in Redis: {e}")))
+}
+
+#[async_trait]
+impl Storage for RedisStorage {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Redis
+    }
+
+    async fn ping(&self) -> StorageResult<()> {
+        self.run(async |c| redis::cmd("PING").query_async::<String>(c).await)
+            .await
+            .map(drop)
+    }
+
+    async fn publish(&self, v: NewVersion) -> StorageResult<PublishOutcome> {
+        let key = version_key(&v.version);
+        let exact = v.version.to_string();
+        let record = serde_json::to_string(&StoredVersion {
+            version: exact.clone(),
+            digest: v.digest.clone(),
+            size: v.bytes.len() as u64,
+            published_at: v.published_at,
+        })
+        .map_err(|e| StorageError::Internal(e.to_string()))?;
+        let keys = [
+            self.pack_key(&v.name, "versions"),
+            self.key(&format!("blob:{}", v.digest)),
+            self.key("packs"),
+            self.key("stats"),
+            self.pack_key(&v.name, "yanked"),
+        ];
+        let script = self.publish.clone();
+        let existing: Option<String> = self
+            .run(async |c| {
+                script
+                    .key(&keys[..])
+                    .arg(&key)
+                    .arg(&record)
+                    .arg(v.bytes.as_ref())
+                    .arg(v.name.as_str())
+                    .arg(v.bytes.len())
+                    .arg(if v.yanked { "1" } else { "0" })
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        let Some(existing) = existing else {
+            return Ok(PublishOutcome::Created);
+        };
+        let existing = decode(&existing)?;
+        Ok(if existing.version == exact && existing.digest == v.digest {
+            PublishOutcome::Identical
+        } else {
+            PublishOutcome::Conflict {
+                existing_version: existing.version,
+                existing_digest: existing.digest,
+            }
+        })
+    }
+
+    async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>> {
+        let (vk, yk, tk) = (
+            self.pack_key(name, "versions"),
+            self.pack_key(name, "yanked"),
+            self.pack_key(name, "tags"),
+        );
+        // One MULTI/EXEC so versions, yank flags and tags are read at one instant.
+        let (raw, yanked, tags): (HashMap<String, String>, HashSet<String>, BTreeMap<String, String>) = self
+            .run(async |c| {
+                redis::pipe()
+                    .atomic()
+                    .hgetall(&vk)
+                    .smembers(&yk)
+                    .hgetall(&tk)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let mut versions = raw
+            .iter()
+            .map(|(key, json)| {
+                let s = decode(json)?;
+                Ok(VersionRecord {
+                    version: s.version,
+                    digest: s.digest,
+                    size: s.size,
+                    published_at: s.published_at,
+                    yanked: yanked.contains(key),
+                })
+            })
+            .collect::<StorageResult<Vec<_>>>()?;
+        sort_versions(&mut versions);
+        Ok(Some(PackRecord {
+            name: name.clone(),
+            versions,
+            tags,
+        }))
+    }
+
+    async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>> {
+        let key = self.key(&format!("blob:{digest}"));
+        let bytes: Option<Vec<u8>> = self
+            .run(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
+            .await?;
+        Ok(bytes.map(Bytes::from))
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<String>> {
+        // Names are ASCII, so "\u{7f}" sorts after every name with the prefix.
+        let min = match after {
+            Some(a) if a >= prefix => format!("({a}"),
+            _ => format!("[{prefix}"),
+        };
+        let max = if prefix.is_empty() {
+            "+".to_owned()
+        } else {
+            format!("[{prefix}\u{7f}")
+        };
+        let key = self.key("packs");
+        self.run(async |c| {
+            redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(&min)
+                .arg(&max)
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .query_async(c)
+                .await
+        })
+        .await
+    }
+
+    async fn set_tag(&self, name: &PackName, tag: &str, version: &str) -> StorageResult<()> {
+        let key = semver::Version::parse(version)
+            .map(|v| version_key(&v))
+            .map_err(|_| StorageError::VersionNotFound)?;
+        let keys = [self.pack_key(name, "versions"), self.pack_key(name, "tags")];
+        let script = self.set_tag.clone();
+        let done: i64 = self
+            .run(async |c| script.key(&keys[..]).arg(&key).arg(tag).arg(version).invoke_async(c).await)
+            .await?;
+        if done == 1 { Ok(()) } else { Err(StorageError::VersionNotFound) }
+    }
+
+    async fn set_yanked(&self, name: &PackName, version: &str, yanked: bool) -> StorageResult<()> {
+        let key = semver::Version::parse(version)
+            .map(|v| version_key(&v))
+            .map_err(|_| StorageError::VersionNotFound)?;
+        let keys = [self.pack_key(name, "versions"), self.pack_key(name, "yanked")];
+        let script = self.set_yanked.clone();
+        let flag = if yanked { "1" } else { "0" };
+        let done: i64 = self
+            .run(async |c| script.key(&keys[..]).arg(&key).arg(flag).invoke_async(c).await)
+            .await?;
+        if done == 1 { Ok(()) } else { Err(StorageError::VersionNotFound) }
+    }
+
+    async fn stats(&self) -> StorageResult<Stats> {
+        let (packs_key, stats_key) = (self.key("packs"), self.key("stats"));
+        let (packs, versions, bytes): (u64, Option<u64>, Option<u64>) = self
+            .run(async |c| {
+                redis::pipe()
+                    .atomic()
+                    .zcard(&packs_key)
+                    .hget(&stats_key, "versions")
+                    .hget(&stats_key, "bytes")
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(Stats {
+            packs,
+            versions: versions.unwrap_or(0),
+            bytes: bytes.unwrap_or(0),
+        })
+    }
+}
