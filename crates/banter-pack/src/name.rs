@@ -154,8 +154,21 @@ mod tests {
         }
         let too_long = "a".repeat(64);
         for bad in [
-            "", "..", ".", "-a", "a-", "A", "Banter", "a_b", "a.b", "a/b", "%2e%2e", "pack\u{0430}", "ｐack",
-            too_long.as_str(), "a b",
+            "",
+            "..",
+            ".",
+            "-a",
+            "a-",
+            "A",
+            "Banter",
+            "a_b",
+            "a.b",
+            "a/b",
+            "%2e%2e",
+            "pack\u{0430}",
+            "ｐack",
+            too_long.as_str(),
+            "a b",
         ] {
             assert!(PackName::parse(bad).is_err(), "{bad:?} must be rejected");
         }
@@ -170,7 +183,10 @@ mod tests {
             assert!(matches!(TagName::parse(bad), Err(NameError::Tag(_))), "{bad:?}");
         }
         for versionish in ["1.2.3", "1", "1.2", "x", "1.x", "2.0.0-rc.1"] {
-            assert!(TagName::parse(versionish).is_err(), "{versionish:?} parses as a version or range");
+            assert!(
+                TagName::parse(versionish).is_err(),
+                "{versionish:?} parses as a version or range"
+            );
         }
     }
 

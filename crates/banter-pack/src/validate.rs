@@ -70,7 +70,9 @@ pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str
         });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(PackError::Malformed("the body is empty; expected a JSON pack document".into()));
+        return Err(PackError::Malformed(
+            "the body is empty; expected a JSON pack document".into(),
+        ));
     }
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| PackError::Malformed(e.to_string()))?;
 
@@ -107,12 +109,21 @@ fn check_semantics(doc: &serde_json::Value, limits: &Limits, expected: Option<(&
     if let Some((name, version)) = expected {
         let (got_name, got_version) = (str_at(doc, "name"), str_at(doc, "version"));
         if got_name.is_some_and(|n| n != name) {
-            push("/name".into(), format!("pack name {:?} does not match the URL's {name:?}", got_name.unwrap_or("")));
+            push(
+                "/name".into(),
+                format!(
+                    "pack name {:?} does not match the URL's {name:?}",
+                    got_name.unwrap_or("")
+                ),
+            );
         }
         if got_version.is_some_and(|v| v != version) {
             push(
                 "/version".into(),
-                format!("pack version {:?} does not match the URL's {version:?}", got_version.unwrap_or("")),
+                format!(
+                    "pack version {:?} does not match the URL's {version:?}",
+                    got_version.unwrap_or("")
+                ),
             );
         }
     }
@@ -128,7 +139,11 @@ fn check_semantics(doc: &serde_json::Value, limits: &Limits, expected: Option<(&
     if lines.len() > limits.max_lines {
         push(
             "/lines".into(),
-            format!("{} lines, over the limit of {} lines per pack", lines.len(), limits.max_lines),
+            format!(
+                "{} lines, over the limit of {} lines per pack",
+                lines.len(),
+                limits.max_lines
+            ),
         );
     }
     let mut line_ids = HashSet::new();
@@ -141,14 +156,20 @@ fn check_semantics(doc: &serde_json::Value, limits: &Limits, expected: Option<(&
         if let Some(persona) = str_at(line, "persona")
             && !personas.contains(persona)
         {
-            push(format!("/lines/{i}/persona"), format!("persona {persona:?} is not declared in /personas"));
+            push(
+                format!("/lines/{i}/persona"),
+                format!("persona {persona:?} is not declared in /personas"),
+            );
         }
         if let Some(text) = str_at(line, "text") {
             let chars = text.chars().count();
             if chars > limits.max_line_chars {
                 push(
                     format!("/lines/{i}/text"),
-                    format!("text is {chars} characters, over the limit of {} per line", limits.max_line_chars),
+                    format!(
+                        "text is {chars} characters, over the limit of {} per line",
+                        limits.max_line_chars
+                    ),
                 );
             }
         }
@@ -180,7 +201,11 @@ mod tests {
     }
 
     fn check(v: &serde_json::Value) -> Result<Pack, PackError> {
-        validate_pack(&serde_json::to_vec(v).expect("json"), &Limits::default(), Some(("demo", "1.0.0")))
+        validate_pack(
+            &serde_json::to_vec(v).expect("json"),
+            &Limits::default(),
+            Some(("demo", "1.0.0")),
+        )
     }
 
     fn pointers(r: Result<Pack, PackError>) -> Vec<String> {
@@ -198,9 +223,18 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_malformed() {
-        assert!(matches!(validate_pack(b"", &Limits::default(), None), Err(PackError::Malformed(_))));
-        assert!(matches!(validate_pack(b"  \n", &Limits::default(), None), Err(PackError::Malformed(_))));
-        assert!(matches!(validate_pack(b"{\"name\":", &Limits::default(), None), Err(PackError::Malformed(_))));
+        assert!(matches!(
+            validate_pack(b"", &Limits::default(), None),
+            Err(PackError::Malformed(_))
+        ));
+        assert!(matches!(
+            validate_pack(b"  \n", &Limits::default(), None),
+            Err(PackError::Malformed(_))
+        ));
+        assert!(matches!(
+            validate_pack(b"{\"name\":", &Limits::default(), None),
+            Err(PackError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -213,7 +247,13 @@ mod tests {
         v["lines"][1]["persona"] = json!("ghost");
         let ptrs = pointers(check(&v));
         // Schema violations and cross-field violations are reported together.
-        for want in ["/name", "/lines/0/event", "/lines/1/cooldown_ms", "", "/lines/1/persona"] {
+        for want in [
+            "/name",
+            "/lines/0/event",
+            "/lines/1/cooldown_ms",
+            "",
+            "/lines/1/persona",
+        ] {
             assert!(ptrs.iter().any(|p| p == want), "{want:?} missing from {ptrs:?}");
         }
     }
@@ -244,7 +284,10 @@ mod tests {
             max_pack_bytes: 10,
             ..Limits::default()
         };
-        assert!(matches!(validate_pack(&bytes, &tight, None), Err(PackError::TooLarge { limit: 10, .. })));
+        assert!(matches!(
+            validate_pack(&bytes, &tight, None),
+            Err(PackError::TooLarge { limit: 10, .. })
+        ));
         let few = Limits {
             max_lines: 1,
             max_line_chars: 5,

@@ -183,7 +183,10 @@ pub async fn import(registry: &Registry, input: impl Read) -> anyhow::Result<Sum
                     registry.set_yanked(name, &v.version, v.yanked).await?;
                 }
                 Err(RegistryError::VersionExists { existing_digest, .. }) => {
-                    conflicts.push(format!("{name}@{} (archive {digest}, stored {existing_digest})", v.version));
+                    conflicts.push(format!(
+                        "{name}@{} (archive {digest}, stored {existing_digest})",
+                        v.version
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -191,7 +194,10 @@ pub async fn import(registry: &Registry, input: impl Read) -> anyhow::Result<Sum
     }
     if let Some((digest, users)) = by_digest.iter().next() {
         let (name, v) = users[0];
-        bail!("the archive lacks blob {digest} for {name}@{}: it is truncated or corrupt", v.version);
+        bail!(
+            "the archive lacks blob {digest} for {name}@{}: it is truncated or corrupt",
+            v.version
+        );
     }
     for pack in &index.packs {
         for (tag, version) in &pack.tags {

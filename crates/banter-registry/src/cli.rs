@@ -113,8 +113,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish { files, client } => {
             let client = Client::new(&client)?;
             for file in files {
-                let r = client.publish(&file).await.with_context(|| format!("publishing {}", file.display()))?;
-                let what = if r.created { "published" } else { "already published (identical)" };
+                let r = client
+                    .publish(&file)
+                    .await
+                    .with_context(|| format!("publishing {}", file.display()))?;
+                let what = if r.created {
+                    "published"
+                } else {
+                    "already published (identical)"
+                };
                 println!("{what} {}@{} {}", r.name, r.version, r.digest);
             }
             Ok(())
@@ -133,7 +140,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match name {
                 Some(name) => {
                     let p = client.pack(&name).await?;
-                    println!("{:<24} {:<9} {:<7} {:<26} DIGEST", "VERSION", "SIZE", "YANKED", "PUBLISHED");
+                    println!(
+                        "{:<24} {:<9} {:<7} {:<26} DIGEST",
+                        "VERSION", "SIZE", "YANKED", "PUBLISHED"
+                    );
                     for v in p.versions {
                         println!(
                             "{:<24} {:<9} {:<7} {:<26} {}",
@@ -171,7 +181,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .split_once('@')
                 .with_context(|| format!("expected NAME@VERSION, got {pack:?}"))?;
             let r = Client::new(&client)?.yank(name, version, undo).await?;
-            println!("{}@{} {}", r.name, r.version, if r.yanked { "yanked" } else { "un-yanked" });
+            println!(
+                "{}@{} {}",
+                r.name,
+                r.version,
+                if r.yanked { "yanked" } else { "un-yanked" }
+            );
             Ok(())
         }
         Command::Export { output, storage } => {

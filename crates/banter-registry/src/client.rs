@@ -13,7 +13,12 @@ use crate::api::model::{PackList, PackResponse, PublishResponse, TagResponse, Ya
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Registry base URL.
-    #[arg(long, env = "BANTER_REGISTRY_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "BANTER_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     pub registry: String,
 
     /// File holding the publish token (first non-comment line).
@@ -39,7 +44,8 @@ pub fn name_and_version(bytes: &[u8]) -> anyhow::Result<(String, String)> {
         name: String,
         version: String,
     }
-    let head: Head = serde_json::from_slice(bytes).context("not a pack: expected a JSON object with string fields name and version")?;
+    let head: Head = serde_json::from_slice(bytes)
+        .context("not a pack: expected a JSON object with string fields name and version")?;
     Ok((head.name, head.version))
 }
 
@@ -60,7 +66,8 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
 impl Client {
     /// A client for `args`.
     pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
-        let mut base = url::Url::parse(&args.registry).with_context(|| format!("invalid --registry URL {:?}", args.registry))?;
+        let mut base =
+            url::Url::parse(&args.registry).with_context(|| format!("invalid --registry URL {:?}", args.registry))?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
@@ -81,11 +88,18 @@ impl Client {
         self.base.join(path).with_context(|| format!("building URL for {path}"))
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<(Vec<u8>, bool)>) -> anyhow::Result<reqwest::Response> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(Vec<u8>, bool)>,
+    ) -> anyhow::Result<reqwest::Response> {
         let url = self.url(path)?;
         let mut req = self.http.request(method.clone(), url.clone());
         if let Some((bytes, needs_auth)) = body {
-            req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(bytes);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
             if needs_auth {
                 req = self.auth(req)?;
             }
@@ -102,10 +116,9 @@ impl Client {
     }
 
     fn auth(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::RequestBuilder> {
-        let token = self
-            .token
-            .as_deref()
-            .ok_or_else(|| anyhow!("a publish token is needed: pass --token-file FILE (or set BANTER_REGISTRY_TOKEN_FILE)"))?;
+        let token = self.token.as_deref().ok_or_else(|| {
+            anyhow!("a publish token is needed: pass --token-file FILE (or set BANTER_REGISTRY_TOKEN_FILE)")
+        })?;
         Ok(req.bearer_auth(token))
     }
 
@@ -140,7 +153,11 @@ impl Client {
 
     /// A pack's versions and tags.
     pub async fn pack(&self, name: &str) -> anyhow::Result<PackResponse> {
-        Ok(self.send(Method::GET, &format!("v1/packs/{}", enc(name)), None).await?.json().await?)
+        Ok(self
+            .send(Method::GET, &format!("v1/packs/{}", enc(name)), None)
+            .await?
+            .json()
+            .await?)
     }
 
     /// Every pack name with `prefix`, following pagination.
@@ -156,7 +173,9 @@ impl Client {
             if let Some(l) = &last {
                 q.append_pair("last", l);
             }
-            let resp = self.send(Method::GET, &format!("v1/packs?{}", q.finish()), None).await?;
+            let resp = self
+                .send(Method::GET, &format!("v1/packs?{}", q.finish()), None)
+                .await?;
             let more = resp.headers().contains_key(reqwest::header::LINK);
             let page: PackList = resp.json().await?;
             last = page.packs.last().cloned();
@@ -189,16 +208,27 @@ fn enc(s: &str) -> String {
 /// One readable error from an API error body.
 fn describe_error(status: StatusCode, body: &str) -> anyhow::Error {
     let Ok(parsed) = serde_json::from_str::<ErrorBody>(body) else {
-        return anyhow!("registry answered {status}: {}", body.chars().take(200).collect::<String>());
+        return anyhow!(
+            "registry answered {status}: {}",
+            body.chars().take(200).collect::<String>()
+        );
     };
     let mut out = String::new();
     for e in parsed.errors {
         out.push_str(&format!("{status} {}: {}", e.code, e.message));
-        if let Some(violations) = e.detail.as_ref().and_then(|d| d.get("violations")).and_then(|v| v.as_array()) {
+        if let Some(violations) = e
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("violations"))
+            .and_then(|v| v.as_array())
+        {
             for v in violations {
                 let pointer = v.get("pointer").and_then(|p| p.as_str()).unwrap_or("");
                 let message = v.get("message").and_then(|p| p.as_str()).unwrap_or("");
-                out.push_str(&format!("\n  at {}: {message}", if pointer.is_empty() { "/" } else { pointer }));
+                out.push_str(&format!(
+                    "\n  at {}: {message}",
+                    if pointer.is_empty() { "/" } else { pointer }
+                ));
             }
         }
     }

@@ -11,9 +11,15 @@ use banter_registry::config::LogFormat;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Client commands log only warnings unless asked, so their output stays clean.
-    let default = if matches!(cli.command, Command::Serve(_)) { cli.log.as_str() } else { "warn" };
+    let default = if matches!(cli.command, Command::Serve(_)) {
+        cli.log.as_str()
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_new(default).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match cli.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

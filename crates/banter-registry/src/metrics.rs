@@ -101,14 +101,46 @@ impl Metrics {
             .set(1);
 
         let r = &mut registry;
-        r.register("banter_registry_http_requests", "HTTP requests by route template, method and status", requests.clone());
-        r.register("banter_registry_http_request_duration_seconds", "HTTP request latency by route template and method", request_duration.clone());
-        r.register("banter_registry_storage_operation_duration_seconds", "Storage operation latency by backend and operation", storage_duration.clone());
-        r.register("banter_registry_storage_errors", "Failed storage operations by backend and operation", storage_errors.clone());
-        r.register("banter_registry_publishes", "Publish attempts that reached storage, by result (created, identical, conflict)", publishes.clone());
-        r.register("banter_registry_validation_failures", "Publishes rejected as malformed or invalid packs", validation_failures.clone());
-        r.register("banter_registry_not_modified", "Responses answered 304 Not Modified", not_modified.clone());
-        r.register("banter_registry_storage_up", "1 when the storage backend answered the last readiness check", storage_up.clone());
+        r.register(
+            "banter_registry_http_requests",
+            "HTTP requests by route template, method and status",
+            requests.clone(),
+        );
+        r.register(
+            "banter_registry_http_request_duration_seconds",
+            "HTTP request latency by route template and method",
+            request_duration.clone(),
+        );
+        r.register(
+            "banter_registry_storage_operation_duration_seconds",
+            "Storage operation latency by backend and operation",
+            storage_duration.clone(),
+        );
+        r.register(
+            "banter_registry_storage_errors",
+            "Failed storage operations by backend and operation",
+            storage_errors.clone(),
+        );
+        r.register(
+            "banter_registry_publishes",
+            "Publish attempts that reached storage, by result (created, identical, conflict)",
+            publishes.clone(),
+        );
+        r.register(
+            "banter_registry_validation_failures",
+            "Publishes rejected as malformed or invalid packs",
+            validation_failures.clone(),
+        );
+        r.register(
+            "banter_registry_not_modified",
+            "Responses answered 304 Not Modified",
+            not_modified.clone(),
+        );
+        r.register(
+            "banter_registry_storage_up",
+            "1 when the storage backend answered the last readiness check",
+            storage_up.clone(),
+        );
         r.register("banter_registry_packs", "Packs stored", packs.clone());
         r.register("banter_registry_versions", "Versions stored", versions.clone());
         r.register("banter_registry_bytes", "Bytes of pack content stored", bytes.clone());
@@ -136,7 +168,10 @@ impl Metrics {
             route: route.to_owned(),
             method: method.to_owned(),
         };
-        self.0.request_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.0
+            .request_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
         self.0
             .requests
             .get_or_create(&RequestLabels {
@@ -173,7 +208,9 @@ impl Metrics {
     pub fn publish(&self, result: &str) {
         self.0
             .publishes
-            .get_or_create(&ResultLabels { result: result.to_owned() })
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
             .inc();
     }
 
@@ -191,7 +228,9 @@ impl Metrics {
     pub fn set_storage_up(&self, backend: &str, up: bool) {
         self.0
             .storage_up
-            .get_or_create(&BackendLabels { backend: backend.to_owned() })
+            .get_or_create(&BackendLabels {
+                backend: backend.to_owned(),
+            })
             .set(i64::from(up));
     }
 

@@ -45,7 +45,9 @@ pub enum RegistryError {
     #[error("the pack is invalid: {} violation(s)", .0.len())]
     Invalid(Vec<Violation>),
     /// The version number is taken by other content.
-    #[error("{name}@{existing_version} already exists with digest {existing_digest}; versions are immutable, publish a new version number")]
+    #[error(
+        "{name}@{existing_version} already exists with digest {existing_digest}; versions are immutable, publish a new version number"
+    )]
     VersionExists {
         /// Pack name.
         name: String,
@@ -290,7 +292,11 @@ impl Registry {
 
     /// One page of pack names; the flag says whether more remain.
     pub async fn list(&self, prefix: &str, last: Option<&str>, n: usize) -> RegistryResult<(Vec<String>, bool)> {
-        if !prefix.is_empty() && !prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if !prefix.is_empty()
+            && !prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(RegistryError::NameInvalid(NameError::Pack(prefix.to_owned())));
         }
         if n == 0 {
@@ -356,7 +362,8 @@ impl Registry {
     /// Whether the backend answers; updates `banter_registry_storage_up`.
     pub async fn ready(&self) -> RegistryResult<()> {
         let result = self.storage.ping().await;
-        self.metrics.set_storage_up(self.storage.kind().as_str(), result.is_ok());
+        self.metrics
+            .set_storage_up(self.storage.kind().as_str(), result.is_ok());
         Ok(result?)
     }
 }
@@ -430,7 +437,15 @@ mod tests {
 
     #[test]
     fn latest_is_highest_release_not_yanked() {
-        let r = record(vec![v("1.0.0", false), v("1.10.0", false), v("1.9.0", false), v("2.0.0-rc.1", false)], &[]);
+        let r = record(
+            vec![
+                v("1.0.0", false),
+                v("1.10.0", false),
+                v("1.9.0", false),
+                v("2.0.0-rc.1", false),
+            ],
+            &[],
+        );
         assert_eq!(latest_of(&r), Some("1.10.0"));
         let r = record(vec![v("1.0.0", false), v("1.1.0", true)], &[]);
         assert_eq!(latest_of(&r), Some("1.0.0"));
@@ -452,7 +467,12 @@ mod tests {
     #[test]
     fn prerelease_ordering_follows_semver() {
         let r = record(
-            vec![v("1.0.0-rc.1", false), v("1.0.0-alpha.10", false), v("1.0.0-alpha.2", false), v("1.0.0", false)],
+            vec![
+                v("1.0.0-rc.1", false),
+                v("1.0.0-alpha.10", false),
+                v("1.0.0-alpha.2", false),
+                v("1.0.0", false),
+            ],
             &[],
         );
         let order: Vec<_> = r.versions.iter().map(|v| v.version.as_str()).collect();

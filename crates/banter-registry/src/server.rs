@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, HttpLimits};
 use crate::config::ServeArgs;
 use crate::metrics::Metrics;
-use crate::registry::{RegistryError, Registry};
+use crate::registry::{Registry, RegistryError};
 use crate::tokens::{self, Tokens};
 
 /// Runs the registry until SIGTERM or SIGINT.
@@ -108,8 +108,8 @@ pub async fn seed(registry: &Registry, dir: &Path) -> anyhow::Result<()> {
     files.sort();
     for file in files {
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-        let (name, version) = crate::client::name_and_version(&bytes)
-            .with_context(|| format!("seed pack {}", file.display()))?;
+        let (name, version) =
+            crate::client::name_and_version(&bytes).with_context(|| format!("seed pack {}", file.display()))?;
         match registry.publish(&name, &version, bytes.into(), None).await {
             Ok(p) => tracing::info!(pack = %name, %version, created = p.created, "seeded"),
             Err(RegistryError::VersionExists { .. }) => {

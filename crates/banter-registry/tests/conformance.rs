@@ -67,7 +67,10 @@ mod cases {
         assert_eq!(r.status(), 201);
         assert_eq!(r.headers()["location"], "/v1/packs/alpha/versions/1.0.0");
         assert_eq!(r.headers()["digest"].to_str().unwrap(), digest_of(&body));
-        assert_eq!(r.headers()["etag"].to_str().unwrap(), format!("\"{}\"", digest_of(&body)));
+        assert_eq!(
+            r.headers()["etag"].to_str().unwrap(),
+            format!("\"{}\"", digest_of(&body))
+        );
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["created"], true);
         assert_eq!(v["digest"], digest_of(&body));
@@ -123,10 +126,18 @@ mod cases {
             }
             assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
 
-            let head = s.http.head(s.url(&format!("/v1/packs/bytes/versions/{reference}"))).send().await.unwrap();
+            let head = s
+                .http
+                .head(s.url(&format!("/v1/packs/bytes/versions/{reference}")))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(head.status(), 200);
             assert_eq!(head.headers()["digest"], h["digest"]);
-            assert_eq!(head.headers()["content-length"].to_str().unwrap(), body.len().to_string());
+            assert_eq!(
+                head.headers()["content-length"].to_str().unwrap(),
+                body.len().to_string()
+            );
             assert!(head.bytes().await.unwrap().is_empty());
         }
         let (status, code, _) = error_code(s.get("/v1/packs/bytes/versions/9.9.9").await).await;
@@ -142,7 +153,12 @@ mod cases {
         let body = pack("cond", "1.0.0", 1);
         s.publish("cond", "1.0.0", &body).await;
         let etag = format!("\"{}\"", digest_of(&body));
-        for inm in [etag.clone(), format!("W/{etag}"), format!("\"sha256:00\", {etag}"), "*".into()] {
+        for inm in [
+            etag.clone(),
+            format!("W/{etag}"),
+            format!("\"sha256:00\", {etag}"),
+            "*".into(),
+        ] {
             let r = s
                 .http
                 .get(s.url("/v1/packs/cond/versions/latest"))
@@ -174,7 +190,12 @@ mod cases {
         assert_eq!(s.tag("multi", "stable", "1.2.0").await.status(), 200);
         let info: Value = s.get("/v1/packs/multi").await.json().await.unwrap();
         assert_eq!(info["name"], "multi");
-        let versions: Vec<&str> = info["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+        let versions: Vec<&str> = info["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap())
+            .collect();
         assert_eq!(versions, ["1.0.0", "1.2.0", "1.10.0"], "semver order, not string order");
         let first = &info["versions"][0];
         assert_eq!(first["digest"], digest_of(&pack("multi", "1.0.0", 0)));
@@ -182,7 +203,10 @@ mod cases {
         assert_eq!(first["yanked"], false);
         assert!(first["published_at"].as_str().unwrap().ends_with('Z'));
         let tags: BTreeMap<String, String> = serde_json::from_value(info["tags"].clone()).unwrap();
-        assert_eq!(tags, BTreeMap::from([("latest".into(), "1.10.0".into()), ("stable".into(), "1.2.0".into())]));
+        assert_eq!(
+            tags,
+            BTreeMap::from([("latest".into(), "1.10.0".into()), ("stable".into(), "1.2.0".into())])
+        );
         let (status, code, _) = error_code(s.get("/v1/packs/absent").await).await;
         assert_eq!((status, code.as_str()), (404, "NAME_UNKNOWN"));
     }
@@ -199,7 +223,12 @@ mod cases {
         let s = fixture(kind, &[]);
         let mut names: Vec<String> = (0..12).map(|i| format!("pack-{i:02}")).collect();
         names.push("other".into());
-        join_all(names.iter().map(|n| s.publish(n, "1.0.0", Box::leak(pack(n, "1.0.0", 0).into_boxed_slice())))).await;
+        join_all(
+            names
+                .iter()
+                .map(|n| s.publish(n, "1.0.0", Box::leak(pack(n, "1.0.0", 0).into_boxed_slice()))),
+        )
+        .await;
         names.sort();
 
         let (all, link) = page(&s, "").await;
@@ -230,7 +259,14 @@ mod cases {
         let (p, link) = page(&s, "?last=zzz").await;
         assert!(p.is_empty() && link.is_none(), "last past the end");
         let (p, _) = page(&s, "?last=pack-10").await;
-        assert_eq!(p, ["pack-11", "other"].iter().filter(|n| **n > "pack-10").map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            p,
+            ["pack-11", "other"]
+                .iter()
+                .filter(|n| **n > "pack-10")
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        );
         let (p, link) = page(&s, "?n=13").await;
         assert_eq!(p.len(), 13);
         assert!(link.is_none(), "exactly the remaining count: no next page");
@@ -316,7 +352,10 @@ mod cases {
         }
         let r = s.yank("yanky", "1.1.0", true).await;
         assert_eq!(r.status(), 200);
-        assert_eq!(r.json::<Value>().await.unwrap(), json!({"name": "yanky", "version": "1.1.0", "yanked": true}));
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({"name": "yanky", "version": "1.1.0", "yanked": true})
+        );
         assert_eq!(s.yank("yanky", "1.1.0", true).await.status(), 200, "yank is idempotent");
         let latest = s.get("/v1/packs/yanky/versions/latest").await;
         assert_eq!(latest.headers()["banter-pack-version"], "1.0.0");
@@ -330,7 +369,10 @@ mod cases {
         // The version number is never reused, yanked or not.
         let (status, code, _) = error_code(s.publish("yanky", "1.1.0", &pack("yanky", "1.1.0", 9)).await).await;
         assert_eq!((status, code.as_str()), (409, "VERSION_EXISTS"));
-        assert_eq!(s.publish("yanky", "1.1.0", &pack("yanky", "1.1.0", 0)).await.status(), 200);
+        assert_eq!(
+            s.publish("yanky", "1.1.0", &pack("yanky", "1.1.0", 0)).await.status(),
+            200
+        );
 
         // An explicit latest on a yanked version falls back to the computed one.
         assert_eq!(s.tag("yanky", "latest", "1.1.0").await.status(), 200);
@@ -361,18 +403,32 @@ mod cases {
             assert_eq!(s.publish("pre", v, &pack("pre", v, 0)).await.status(), 201);
         }
         let (status, code, _) = error_code(s.get("/v1/packs/pre/versions/latest").await).await;
-        assert_eq!((status, code.as_str()), (404, "VERSION_UNKNOWN"), "pre-releases never become latest implicitly");
+        assert_eq!(
+            (status, code.as_str()),
+            (404, "VERSION_UNKNOWN"),
+            "pre-releases never become latest implicitly"
+        );
         assert_eq!(s.publish("pre", "0.9.0", &pack("pre", "0.9.0", 0)).await.status(), 201);
         let r = s.get("/v1/packs/pre/versions/latest").await;
         assert_eq!(r.headers()["banter-pack-version"], "0.9.0");
         let info: Value = s.get("/v1/packs/pre").await.json().await.unwrap();
-        let order: Vec<&str> = info["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+        let order: Vec<&str> = info["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap())
+            .collect();
         assert_eq!(order, ["0.9.0", "1.0.0-alpha.2", "1.0.0-alpha.10", "1.0.0-rc.1"]);
         let r = s.get("/v1/packs/pre/versions/1.0.0-alpha.10").await;
         assert_eq!(r.status(), 200);
 
         // Build metadata does not make a new version number.
-        assert_eq!(s.publish("build", "1.0.0+a", &pack("build", "1.0.0+a", 0)).await.status(), 201);
+        assert_eq!(
+            s.publish("build", "1.0.0+a", &pack("build", "1.0.0+a", 0))
+                .await
+                .status(),
+            201
+        );
         let (status, code, _) = error_code(s.publish("build", "1.0.0+b", &pack("build", "1.0.0+b", 0)).await).await;
         assert_eq!((status, code.as_str()), (409, "VERSION_EXISTS"));
         let r = s.get("/v1/packs/build/versions/1.0.0").await;
@@ -387,15 +443,32 @@ mod cases {
         let r = s.get(&format!("/v1/blobs/{d}")).await;
         assert_eq!(r.status(), 200);
         assert!(r.headers()["cache-control"].to_str().unwrap().contains("immutable"));
-        assert!(r.headers()["cache-control"].to_str().unwrap().contains("max-age=31536000"));
+        assert!(
+            r.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age=31536000")
+        );
         assert_eq!(r.headers()["digest"].to_str().unwrap(), d);
         assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
-        let r = s.http.get(s.url(&format!("/v1/blobs/{d}"))).header("if-none-match", format!("\"{d}\"")).send().await.unwrap();
+        let r = s
+            .http
+            .get(s.url(&format!("/v1/blobs/{d}")))
+            .header("if-none-match", format!("\"{d}\""))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 304);
         let unknown = digest_of(b"nothing stored");
         let (status, code, _) = error_code(s.get(&format!("/v1/blobs/{unknown}")).await).await;
         assert_eq!((status, code.as_str()), (404, "BLOB_UNKNOWN"));
-        for bad in ["sha256:abc", "md5:0123", "sha256:ZZ", &d.to_uppercase(), &d.replace("sha256:", "")] {
+        for bad in [
+            "sha256:abc",
+            "md5:0123",
+            "sha256:ZZ",
+            &d.to_uppercase(),
+            &d.replace("sha256:", ""),
+        ] {
             let (status, code, _) = error_code(s.get(&format!("/v1/blobs/{bad}")).await).await;
             assert_eq!((status, code.as_str()), (400, "DIGEST_INVALID"), "{bad}");
         }
@@ -413,7 +486,10 @@ mod cases {
         }
         s.publish("sa", "1.0.0", &a).await; // identical: changes nothing
         let stats: Value = s.get("/v1/stats").await.json().await.unwrap();
-        assert_eq!(stats, json!({"packs": 2, "versions": 3, "bytes": a.len() + b.len() + c.len()}));
+        assert_eq!(
+            stats,
+            json!({"packs": 2, "versions": 3, "bytes": a.len() + b.len() + c.len()})
+        );
         let metrics = s.get("/metrics").await.text().await.unwrap();
         assert!(metrics.contains("banter_registry_versions 3"), "{metrics}");
         assert!(metrics.contains("banter_registry_packs 2"), "{metrics}");
@@ -440,7 +516,10 @@ mod cases {
             ("/metrics", &["get"]),
         ] {
             for m in methods {
-                assert!(paths.get(path).and_then(|p| p.get(*m)).is_some(), "openapi lacks {m} {path}");
+                assert!(
+                    paths.get(path).and_then(|p| p.get(*m)).is_some(),
+                    "openapi lacks {m} {path}"
+                );
             }
         }
         assert_eq!(s.get("/healthz").await.status(), 200);
@@ -482,33 +561,159 @@ mod cases {
         };
         let long_name = "a".repeat(64);
         let cases: Vec<(&str, String, Option<&str>, Vec<u8>, u16, &str)> = vec![
-            ("malformed JSON", "demo/versions/1.0.0".into(), Some("application/json"), b"{\"name\": ".to_vec(), 400, "JSON_MALFORMED"),
-            ("not an object", "demo/versions/1.0.0".into(), Some("application/json"), b"[1,2]".to_vec(), 422, "PACK_INVALID"),
-            ("empty body", "demo/versions/1.0.0".into(), Some("application/json"), Vec::new(), 400, "JSON_MALFORMED"),
-            ("wrong content type", "demo/versions/1.0.0".into(), Some("text/plain"), pack("demo", "1.0.0", 0), 415, "UNSUPPORTED_MEDIA_TYPE"),
-            ("no content type", "demo/versions/1.0.0".into(), None, pack("demo", "1.0.0", 0), 415, "UNSUPPORTED_MEDIA_TYPE"),
-            ("unknown persona", "demo/versions/1.0.0".into(), Some("application/json"), with(&|v| v["lines"][0]["persona"] = json!("ghost")), 422, "PACK_INVALID"),
-            ("duplicate line id", "demo/versions/1.0.0".into(), Some("application/json"), with(&|v| v["lines"][1]["id"] = json!("l1")), 422, "PACK_INVALID"),
-            ("name mismatch", "other/versions/1.0.0".into(), Some("application/json"), pack("demo", "1.0.0", 0), 422, "PACK_INVALID"),
-            ("version mismatch", "demo/versions/1.0.1".into(), Some("application/json"), pack("demo", "1.0.0", 0), 422, "PACK_INVALID"),
+            (
+                "malformed JSON",
+                "demo/versions/1.0.0".into(),
+                Some("application/json"),
+                b"{\"name\": ".to_vec(),
+                400,
+                "JSON_MALFORMED",
+            ),
+            (
+                "not an object",
+                "demo/versions/1.0.0".into(),
+                Some("application/json"),
+                b"[1,2]".to_vec(),
+                422,
+                "PACK_INVALID",
+            ),
+            (
+                "empty body",
+                "demo/versions/1.0.0".into(),
+                Some("application/json"),
+                Vec::new(),
+                400,
+                "JSON_MALFORMED",
+            ),
+            (
+                "wrong content type",
+                "demo/versions/1.0.0".into(),
+                Some("text/plain"),
+                pack("demo", "1.0.0", 0),
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            (
+                "no content type",
+                "demo/versions/1.0.0".into(),
+                None,
+                pack("demo", "1.0.0", 0),
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            (
+                "unknown persona",
+                "demo/versions/1.0.0".into(),
+                Some("application/json"),
+                with(&|v| v["lines"][0]["persona"] = json!("ghost")),
+                422,
+                "PACK_INVALID",
+            ),
+            (
+                "duplicate line id",
+                "demo/versions/1.0.0".into(),
+                Some("application/json"),
+                with(&|v| v["lines"][1]["id"] = json!("l1")),
+                422,
+                "PACK_INVALID",
+            ),
+            (
+                "name mismatch",
+                "other/versions/1.0.0".into(),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                422,
+                "PACK_INVALID",
+            ),
+            (
+                "version mismatch",
+                "demo/versions/1.0.1".into(),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                422,
+                "PACK_INVALID",
+            ),
             // `..` and `%2e%2e` are normalised away by HTTP clients; path_tricks_are_rejected sends them raw.
-            ("uppercase name", "Demo/versions/1.0.0".into(), Some("application/json"), pack("Demo", "1.0.0", 0), 400, "NAME_INVALID"),
-            ("64-char name", format!("{long_name}/versions/1.0.0"), Some("application/json"), pack(&long_name, "1.0.0", 0), 400, "NAME_INVALID"),
-            ("cyrillic look-alike", "dem%D0%BE/versions/1.0.0".into(), Some("application/json"), pack("demo", "1.0.0", 0), 400, "NAME_INVALID"),
-            ("fullwidth look-alike", "%EF%BD%84emo/versions/1.0.0".into(), Some("application/json"), pack("demo", "1.0.0", 0), 400, "NAME_INVALID"),
-            ("invalid semver", "demo/versions/1.0".into(), Some("application/json"), pack("demo", "1.0.0", 0), 400, "VERSION_INVALID"),
-            ("leading v", "demo/versions/v1.0.0".into(), Some("application/json"), pack("demo", "1.0.0", 0), 400, "VERSION_INVALID"),
-            ("bad digest param", "demo/versions/1.0.0?digest=sha256:abc".into(), Some("application/json"), pack("demo", "1.0.0", 0), 400, "DIGEST_INVALID"),
-            ("wrong digest param", format!("demo/versions/1.0.0?digest={}", digest_of(b"x")), Some("application/json"), pack("demo", "1.0.0", 0), 400, "DIGEST_INVALID"),
+            (
+                "uppercase name",
+                "Demo/versions/1.0.0".into(),
+                Some("application/json"),
+                pack("Demo", "1.0.0", 0),
+                400,
+                "NAME_INVALID",
+            ),
+            (
+                "64-char name",
+                format!("{long_name}/versions/1.0.0"),
+                Some("application/json"),
+                pack(&long_name, "1.0.0", 0),
+                400,
+                "NAME_INVALID",
+            ),
+            (
+                "cyrillic look-alike",
+                "dem%D0%BE/versions/1.0.0".into(),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                400,
+                "NAME_INVALID",
+            ),
+            (
+                "fullwidth look-alike",
+                "%EF%BD%84emo/versions/1.0.0".into(),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                400,
+                "NAME_INVALID",
+            ),
+            (
+                "invalid semver",
+                "demo/versions/1.0".into(),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                400,
+                "VERSION_INVALID",
+            ),
+            (
+                "leading v",
+                "demo/versions/v1.0.0".into(),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                400,
+                "VERSION_INVALID",
+            ),
+            (
+                "bad digest param",
+                "demo/versions/1.0.0?digest=sha256:abc".into(),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                400,
+                "DIGEST_INVALID",
+            ),
+            (
+                "wrong digest param",
+                format!("demo/versions/1.0.0?digest={}", digest_of(b"x")),
+                Some("application/json"),
+                pack("demo", "1.0.0", 0),
+                400,
+                "DIGEST_INVALID",
+            ),
         ];
         for (what, path, ctype, body, status, code) in cases {
-            let mut req = s.http.put(s.url(&format!("/v1/packs/{path}"))).bearer_auth(TOKEN).body(body);
+            let mut req = s
+                .http
+                .put(s.url(&format!("/v1/packs/{path}")))
+                .bearer_auth(TOKEN)
+                .body(body);
             if let Some(c) = ctype {
                 req = req.header("content-type", c);
             }
             let (got_status, got_code, json) = error_code(req.send().await.unwrap()).await;
             assert_eq!((got_status, got_code.as_str()), (status, code), "{what}: {json}");
-            assert!(json["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: no message");
+            assert!(
+                json["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{what}: no message"
+            );
         }
 
         // Several schema violations at once: every one is listed with its pointer.
@@ -546,12 +751,29 @@ mod cases {
         ];
         for (method, path) in requests {
             let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let body = if path.contains("tags") { b"{\"version\":\"1.0.0\"}".to_vec() } else { pack("auth", "2.0.0", 0) };
-            let r = s.http.request(m.clone(), s.url(path)).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
-            let challenge = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+            let body = if path.contains("tags") {
+                b"{\"version\":\"1.0.0\"}".to_vec()
+            } else {
+                pack("auth", "2.0.0", 0)
+            };
+            let r = s
+                .http
+                .request(m.clone(), s.url(path))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let challenge = r
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned());
             let (status, code, _) = error_code(r).await;
             assert_eq!((status, code.as_str()), (401, "UNAUTHORIZED"), "{method} {path}");
-            assert!(challenge.is_some_and(|c| c.starts_with("Bearer")), "{method} {path}: no WWW-Authenticate");
+            assert!(
+                challenge.is_some_and(|c| c.starts_with("Bearer")),
+                "{method} {path}: no WWW-Authenticate"
+            );
             for auth in ["Bearer wrong-token-wrong-token", "Basic dXNlcjpwYXNz", "Bearer "] {
                 let r = s
                     .http
@@ -563,7 +785,11 @@ mod cases {
                     .await
                     .unwrap();
                 let (status, code, _) = error_code(r).await;
-                let expected = if auth == "Bearer wrong-token-wrong-token" { (403, "DENIED") } else { (401, "UNAUTHORIZED") };
+                let expected = if auth == "Bearer wrong-token-wrong-token" {
+                    (403, "DENIED")
+                } else {
+                    (401, "UNAUTHORIZED")
+                };
                 assert_eq!((status, code.as_str()), expected, "{method} {path} with {auth:?}");
             }
         }
@@ -594,12 +820,21 @@ mod cases {
     pub async fn concurrent_conflicting_publishes_have_one_winner(kind: Kind) {
         let s = fixture(kind, &[]);
         let bodies: Vec<Vec<u8>> = (0..32).map(|i| pack("fight", "1.0.0", i)).collect();
-        let results = join_all(bodies.iter().map(|b| async { s.publish("fight", "1.0.0", b).await.status().as_u16() })).await;
+        let results = join_all(
+            bodies
+                .iter()
+                .map(|b| async { s.publish("fight", "1.0.0", b).await.status().as_u16() }),
+        )
+        .await;
         assert_eq!(results.iter().filter(|st| **st == 201).count(), 1, "{results:?}");
         assert_eq!(results.iter().filter(|st| **st == 409).count(), 31, "{results:?}");
         let winner = results.iter().position(|st| *st == 201).unwrap();
         let got = s.get("/v1/packs/fight/versions/1.0.0").await.bytes().await.unwrap();
-        assert_eq!(got.as_ref(), bodies[winner].as_slice(), "the stored bytes are the winner's, whole");
+        assert_eq!(
+            got.as_ref(),
+            bodies[winner].as_slice(),
+            "the stored bytes are the winner's, whole"
+        );
         let info: Value = s.get("/v1/packs/fight").await.json().await.unwrap();
         assert_eq!(info["versions"].as_array().unwrap().len(), 1);
         let stats: Value = s.get("/v1/stats").await.json().await.unwrap();
@@ -620,7 +855,10 @@ mod cases {
             ("/v1/packs/safe/../safe", 404),
             ("/v1/blobs/sha256:..%2f..%2fetc", 400),
         ] {
-            let (status, text) = raw_request(&addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+            let (status, text) = raw_request(
+                &addr,
+                &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            );
             assert_eq!(status, want, "{path}: {text}");
             assert!(text.contains("\"errors\""), "{path}: not an error body: {text}");
         }
@@ -639,9 +877,16 @@ mod cases {
         let body = serde_json::to_vec(&v).unwrap();
         let (status, code, json) = error_code(s.publish("big", "1.0.0", &body).await).await;
         assert_eq!((status, code.as_str()), (413, "PACK_TOO_LARGE"));
-        assert!(json["errors"][0]["message"].as_str().unwrap().contains("2048"), "{json}");
+        assert!(
+            json["errors"][0]["message"].as_str().unwrap().contains("2048"),
+            "{json}"
+        );
         // Without Content-Length (chunked), the limit still holds.
-        let stream = futures::stream::iter(body.chunks(100).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+        let stream = futures::stream::iter(
+            body.chunks(100)
+                .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+                .collect::<Vec<_>>(),
+        );
         let r = s
             .http
             .put(s.url("/v1/packs/big/versions/1.0.0"))
@@ -658,7 +903,10 @@ mod cases {
         let (status, code, json) = error_code(s2.publish("lim", "1.0.0", &pack("lim", "1.0.0", 0)).await).await;
         assert_eq!((status, code.as_str()), (422, "PACK_INVALID"));
         let text = json.to_string();
-        assert!(text.contains("\"/lines\"") && text.contains("\"/lines/0/text\""), "{text}");
+        assert!(
+            text.contains("\"/lines\"") && text.contains("\"/lines/0/text\""),
+            "{text}"
+        );
     }
 
     pub async fn overload_gets_429_with_retry_after(kind: Kind) {

@@ -99,7 +99,11 @@ impl From<StorageError> for ApiError {
             StorageError::VersionNotFound => Self::new(StatusCode::NOT_FOUND, "VERSION_UNKNOWN", "version not found"),
             StorageError::Internal(m) => {
                 tracing::error!(error = %m, "storage failure");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal storage error")
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "internal storage error",
+                )
             }
         }
     }

@@ -27,8 +27,10 @@ pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiErro
     responses((status = 200, description = "JSON Schema (draft 2020-12)", content_type = "application/schema+json", body = Object)))]
 pub async fn schema() -> Response {
     let mut r = banter_pack::SCHEMA_JSON.into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/schema+json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/schema+json"),
+    );
     r
 }
 
@@ -70,7 +72,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             );
             r
         }
-        Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "metrics encoding failed")
-            .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "metrics encoding failed",
+        )
+        .into_response(),
     }
 }

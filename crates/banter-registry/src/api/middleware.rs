@@ -67,7 +67,11 @@ pub fn panicked(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
 
 /// Unknown route.
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint; see /openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "no such endpoint; see /openapi.json",
+    )
 }
 
 /// Known route, wrong method.

@@ -127,7 +127,10 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/openapi.json", openapi_json)
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(limits.request_timeout, middleware::timeout))
+        .layer(axum::middleware::from_fn_with_state(
+            limits.request_timeout,
+            middleware::timeout,
+        ))
         .layer(overload)
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
         .layer(CatchPanicLayer::custom(middleware::panicked))

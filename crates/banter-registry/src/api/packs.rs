@@ -53,9 +53,9 @@ fn header_value(s: &str) -> HeaderValue {
 pub fn if_none_match(headers: &HeaderMap, digest: &str) -> bool {
     headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
         v.to_str().is_ok_and(|v| {
-            v.split(',').map(str::trim).any(|t| {
-                t == "*" || t.trim_start_matches("W/").trim_matches('"') == digest
-            })
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == digest)
         })
     })
 }
@@ -105,8 +105,10 @@ pub async fn publish(
             "the body is empty; expected a JSON pack document",
         ));
     }
-    let Published { created, digest, size } =
-        state.registry.publish(&name, &version, bytes, query.digest.as_deref()).await?;
+    let Published { created, digest, size } = state
+        .registry
+        .publish(&name, &version, bytes, query.digest.as_deref())
+        .await?;
     let digest = digest.to_string();
     tracing::info!(pack = %name, %version, %digest, created, "published");
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -153,7 +155,8 @@ pub async fn get_version(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Path((name, reference)) = path.map_err(path_error)?;
-    let exact = banter_pack::Reference::parse(&reference).is_ok_and(|r| matches!(r, banter_pack::Reference::Version(_)));
+    let exact =
+        banter_pack::Reference::parse(&reference).is_ok_and(|r| matches!(r, banter_pack::Reference::Version(_)));
     let record = state.registry.resolve(&name, &reference).await?;
     let digest = record.digest.to_string();
     let cache = if exact { IMMUTABLE } else { REVALIDATE };

@@ -15,7 +15,9 @@ pub const PACK_MEDIA_TYPES: &[&str] = &["application/json", "application/vnd.ban
 /// Requires a valid bearer token: 401 when absent, 403 when wrong.
 pub fn authorize(tokens: &Tokens, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::unauthorized("a bearer token is required to change the registry"));
+        return Err(ApiError::unauthorized(
+            "a bearer token is required to change the registry",
+        ));
     };
     let token = value
         .to_str()
@@ -27,7 +29,11 @@ pub fn authorize(tokens: &Tokens, headers: &HeaderMap) -> Result<(), ApiError> {
     if tokens.accepts(token) {
         Ok(())
     } else {
-        Err(ApiError::new(StatusCode::FORBIDDEN, "DENIED", "the token is not accepted"))
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "the token is not accepted",
+        ))
     }
 }
 
@@ -84,7 +90,11 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
 
 /// A path that axum could not decode (bad percent-encoding, not UTF-8).
 pub fn path_error(e: PathRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", format!("invalid path: {}", e.body_text()))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "NAME_INVALID",
+        format!("invalid path: {}", e.body_text()),
+    )
 }
 
 /// A query string that does not parse.

@@ -59,7 +59,8 @@ impl<S: Storage> Storage for Instrumented<S> {
         self.timed("set_tag", self.inner.set_tag(name, tag, version)).await
     }
     async fn set_yanked(&self, name: &PackName, version: &str, yanked: bool) -> StorageResult<()> {
-        self.timed("set_yanked", self.inner.set_yanked(name, version, yanked)).await
+        self.timed("set_yanked", self.inner.set_yanked(name, version, yanked))
+            .await
     }
     async fn stats(&self) -> StorageResult<Stats> {
         self.timed("stats", self.inner.stats()).await

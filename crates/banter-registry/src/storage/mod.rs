@@ -162,8 +162,10 @@ pub trait Storage: Send + Sync + 'static {
 
 /// Sorts versions by semver precedence; equal precedence falls back to the string.
 pub(crate) fn sort_versions(versions: &mut [VersionRecord]) {
-    versions.sort_by(|a, b| match (semver::Version::parse(&a.version), semver::Version::parse(&b.version)) {
-        (Ok(x), Ok(y)) => x.cmp_precedence(&y).then_with(|| a.version.cmp(&b.version)),
-        _ => a.version.cmp(&b.version),
-    });
+    versions.sort_by(
+        |a, b| match (semver::Version::parse(&a.version), semver::Version::parse(&b.version)) {
+            (Ok(x), Ok(y)) => x.cmp_precedence(&y).then_with(|| a.version.cmp(&b.version)),
+            _ => a.version.cmp(&b.version),
+        },
+    );
 }

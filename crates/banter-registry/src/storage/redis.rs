@@ -137,10 +137,7 @@ impl RedisStorage {
     }
 
     /// Runs one Redis interaction under the command deadline.
-    async fn run<T>(
-        &self,
-        f: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
-    ) -> StorageResult<T> {
+    async fn run<T>(&self, f: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>) -> StorageResult<T> {
         let mut conn = self.connection().await?;
         match tokio::time::timeout(self.opts.command_timeout, f(&mut conn)).await {
             Ok(r) => r.map_err(classify),
@@ -323,9 +320,21 @@ impl Storage for RedisStorage {
         let keys = [self.pack_key(name, "versions"), self.pack_key(name, "tags")];
         let script = self.set_tag.clone();
         let done: i64 = self
-            .run(async |c| script.key(&keys[..]).arg(&key).arg(tag).arg(version).invoke_async(c).await)
+            .run(async |c| {
+                script
+                    .key(&keys[..])
+                    .arg(&key)
+                    .arg(tag)
+                    .arg(version)
+                    .invoke_async(c)
+                    .await
+            })
             .await?;
-        if done == 1 { Ok(()) } else { Err(StorageError::VersionNotFound) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::VersionNotFound)
+        }
     }
 
     async fn set_yanked(&self, name: &PackName, version: &str, yanked: bool) -> StorageResult<()> {
@@ -338,7 +347,11 @@ impl Storage for RedisStorage {
         let done: i64 = self
             .run(async |c| script.key(&keys[..]).arg(&key).arg(flag).invoke_async(c).await)
             .await?;
-        if done == 1 { Ok(()) } else { Err(StorageError::VersionNotFound) }
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::VersionNotFound)
+        }
     }
 
     async fn stats(&self) -> StorageResult<Stats> {

@@ -96,7 +96,9 @@ impl SqliteStorage {
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(|e| open_error(&opts.path, e))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StorageError::Internal(format!("could not enable WAL (journal_mode={mode})")));
+            return Err(StorageError::Internal(format!(
+                "could not enable WAL (journal_mode={mode})"
+            )));
         }
         writer
             .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
@@ -104,13 +106,12 @@ impl SqliteStorage {
         migrate(&mut writer)?;
 
         let busy = opts.busy_timeout;
-        let manager = SqliteConnectionManager::file(&opts.path)
-            .with_init(move |c| {
-                // Readers open read-write so they can use the WAL index, but
-                // refuse writes: the single writer connection owns them.
-                c.busy_timeout(busy)?;
-                c.pragma_update(None, "query_only", true)
-            });
+        let manager = SqliteConnectionManager::file(&opts.path).with_init(move |c| {
+            // Readers open read-write so they can use the WAL index, but
+            // refuse writes: the single writer connection owns them.
+            c.busy_timeout(busy)?;
+            c.pragma_update(None, "query_only", true)
+        });
         let readers = r2d2::Pool::builder()
             .max_size(opts.readers.max(1))
             .connection_timeout(opts.busy_timeout)
@@ -125,7 +126,8 @@ impl SqliteStorage {
     /// The schema version of an open database.
     pub fn schema_version(&self) -> StorageResult<u32> {
         let conn = self.writer.lock().map_err(|_| poisoned())?;
-        conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(internal)
     }
 
     async fn read<T: Send + 'static>(
@@ -134,7 +136,9 @@ impl SqliteStorage {
     ) -> StorageResult<T> {
         let pool = self.readers.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = pool.get().map_err(|e| StorageError::Unavailable(format!("no reader connection: {e}")))?;
+            let conn = pool
+                .get()
+                .map_err(|e| StorageError::Unavailable(format!("no reader connection: {e}")))?;
             f(&conn).map_err(classify)
         })
         .await
@@ -156,7 +160,9 @@ impl SqliteStorage {
 }
 
 fn migrate(conn: &mut Connection) -> StorageResult<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(internal)?;
+    let current: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(internal)?;
     if current > MIGRATIONS.len() {
         return Err(StorageError::Internal(format!(
             "database schema version {current} is newer than this build supports ({}); upgrade banter-registry",
@@ -164,7 +170,9 @@ fn migrate(conn: &mut Connection) -> StorageResult<()> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
         tx.execute_batch(sql).map_err(internal)?;
         tx.pragma_update(None, "user_version", i + 1).map_err(internal)?;
         tx.commit().map_err(classify)?;
@@ -222,7 +230,9 @@ impl Storage for SqliteStorage {
 
     async fn publish(&self, v: NewVersion) -> StorageResult<PublishOutcome> {
         self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
             let key = version_key(&v.version);
             let existing: Option<(String, String)> = tx
                 .query_row(
@@ -278,9 +288,8 @@ impl Storage for SqliteStorage {
     async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>> {
         let name = name.clone();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT version, digest, size, published_at, yanked FROM versions WHERE name = ?1",
-            )?;
+            let mut stmt =
+                c.prepare_cached("SELECT version, digest, size, published_at, yanked FROM versions WHERE name = ?1")?;
             let mut versions = stmt
                 .query_map(params![name.as_str()], |r| {
                     Ok(VersionRecord {
@@ -333,7 +342,9 @@ impl Storage for SqliteStorage {
     async fn set_tag(&self, name: &PackName, tag: &str, version: &str) -> StorageResult<()> {
         let (name, tag, version) = (name.clone(), tag.to_owned(), version.to_owned());
         self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(classify)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(classify)?;
             let exists: bool = tx
                 .query_row(
                     "SELECT EXISTS(SELECT 1 FROM versions WHERE name = ?1 AND version = ?2)",
@@ -408,7 +419,9 @@ mod tests {
         let c = Connection::open(&path).expect("raw");
         c.pragma_update(None, "user_version", 99).expect("bump");
         drop(c);
-        let err = SqliteStorage::open(&SqliteOptions::new(&path)).err().expect("must refuse");
+        let err = SqliteStorage::open(&SqliteOptions::new(&path))
+            .err()
+            .expect("must refuse");
         assert!(err.to_string().contains("newer than this build"), "{err}");
     }
 }

@@ -25,7 +25,12 @@ pub enum Backend {
 impl Backend {
     pub fn args(&self) -> Vec<String> {
         match self {
-            Backend::Sqlite(p) => vec!["--backend".into(), "sqlite".into(), "--sqlite-path".into(), p.display().to_string()],
+            Backend::Sqlite(p) => vec![
+                "--backend".into(),
+                "sqlite".into(),
+                "--sqlite-path".into(),
+                p.display().to_string(),
+            ],
             Backend::Redis { url, prefix } => vec![
                 "--backend".into(),
                 "redis".into(),
@@ -108,7 +113,10 @@ impl Server {
             base,
             backend,
             dir: dir.to_owned(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             stderr: stderr_buf,
         }
     }
@@ -153,7 +161,11 @@ impl Server {
 
     pub async fn yank(&self, name: &str, version: &str, yanked: bool) -> reqwest::Response {
         let url = self.url(&format!("/v1/packs/{name}/versions/{version}/yank"));
-        let req = if yanked { self.http.post(url) } else { self.http.delete(url) };
+        let req = if yanked {
+            self.http.post(url)
+        } else {
+            self.http.delete(url)
+        };
         req.bearer_auth(TOKEN).send().await.unwrap()
     }
 
@@ -264,7 +276,16 @@ impl Redis {
         for attempt in 0..20 {
             let port = port.unwrap_or_else(free_port);
             let child = Command::new(&bin)
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "yes"])
+                .args([
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                ])
                 .args(["--appendfsync", appendfsync, "--dir"])
                 .arg(dir)
                 .args(["--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"])
@@ -378,4 +399,80 @@ pub fn fixture(kind: Kind, extra: &[&str]) -> Fixture {
     };
     let server = Server::start(backend, dir.path(), extra);
     Fixture { server, redis, dir }
+}
+
+/// Runs the CLI with `args`; returns (success, stdout, stderr).
+pub fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env_remove("BANTER_REGISTRY_TOKEN")
+        .env_remove("BANTER_REGISTRY_TOKEN_FILE")
+        .env_remove("BANTER_REGISTRY_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run banter-registry");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Publishes a varied corpus: several packs, versions, pre-releases, tags and yanks.
+pub async fn publish_corpus(s: &Server) {
+    for i in 0..8 {
+        let name = format!("corpus-{i}");
+        for v in ["0.1.0", "1.0.0", "1.1.0-beta.1", "1.1.0", "2.0.0-rc.1"] {
+            let r = s.publish(&name, v, &pack(&name, v, i)).await;
+            assert_eq!(r.status(), 201, "{name}@{v}");
+        }
+        if i % 2 == 0 {
+            assert_eq!(s.yank(&name, "1.1.0", true).await.status(), 200);
+        }
+        if i % 3 == 0 {
+            assert_eq!(s.tag(&name, "stable", "1.0.0").await.status(), 200);
+            assert_eq!(s.tag(&name, "next", "2.0.0-rc.1").await.status(), 200);
+        }
+        if i == 5 {
+            assert_eq!(s.tag(&name, "latest", "0.1.0").await.status(), 200);
+        }
+    }
+}
+
+/// Every GET a client can make of the registry's content, as (path, status, body bytes).
+pub async fn snapshot(s: &Server) -> Vec<(String, u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut push = |path: String, status: u16, body: Vec<u8>| out.push((path, status, body));
+    for path in ["/v1/packs", "/v1/packs?n=3", "/v1/stats"] {
+        let r = s.get(path).await;
+        push(path.to_owned(), r.status().as_u16(), r.bytes().await.unwrap().to_vec());
+    }
+    let list: Value = s.get("/v1/packs?n=1000").await.json().await.unwrap();
+    for name in list["packs"].as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        let path = format!("/v1/packs/{name}");
+        let r = s.get(&path).await;
+        let info: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        push(path, 200, serde_json::to_vec(&info).unwrap());
+        let mut refs: Vec<String> = info["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap().to_owned()).collect();
+        refs.extend(info["tags"].as_object().unwrap().keys().cloned());
+        refs.push("latest".into());
+        for v in info["versions"].as_array().unwrap() {
+            let p = format!("/v1/blobs/{}", v["digest"].as_str().unwrap());
+            let r = s.get(&p).await;
+            push(p, r.status().as_u16(), r.bytes().await.unwrap().to_vec());
+        }
+        for reference in refs {
+            let p = format!("/v1/packs/{name}/versions/{reference}");
+            let r = s.get(&p).await;
+            let status = r.status().as_u16();
+            let mut head = Vec::new();
+            for h in ["digest", "etag", "banter-pack-version", "banter-pack-yanked", "cache-control"] {
+                head.extend_from_slice(format!("{h}={:?};", r.headers().get(h)).as_bytes());
+            }
+            head.extend(r.bytes().await.unwrap());
+            push(p, status, head);
+        }
+    }
+    out
 }

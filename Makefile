@@ -1,0 +1,31 @@
+# Banter Operator — see README.md. `make run` and `make test` are the two entry points.
+SHELL := /bin/bash
+CARGO ?= cargo
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+DEMO_PACKS := crates/banter-registry/demo
+
+.PHONY: run test deps build fmt lint unit
+
+## run: the registry on embedded SQLite in ./data, seeded with the demo packs, on http://127.0.0.1:8080
+run:
+	$(CARGO) run -p banter-registry -- serve --seed $(DEMO_PACKS)
+
+## test: the whole suite (installs missing test dependencies first)
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+## deps: install what the tests need and the machine lacks (quick when present)
+deps:
+	@mk/deps.sh
+
+build:
+	$(CARGO) build --workspace
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,259 @@
+//! Whole-process behaviour on SQLite: durability across SIGKILL, graceful
+//! shutdown on SIGTERM, generated tokens, seeding, the CLI, export/import.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use futures::future::join_all;
+use serde_json::Value;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_publishes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite(dir.path().join("registry.db"));
+    let mut s = Server::start(backend.clone(), dir.path(), &[]);
+    let bodies: Vec<(String, Vec<u8>)> = (0..40).map(|i| (format!("1.0.{i}"), pack("durable", &format!("1.0.{i}"), i))).collect();
+    let acked = join_all(bodies.iter().map(|(v, b)| async { s.publish("durable", v, b).await.status().as_u16() })).await;
+    assert!(acked.iter().all(|st| *st == 201), "{acked:?}");
+    s.kill9();
+
+    let s = Server::start(backend, dir.path(), &[]);
+    for (v, body) in &bodies {
+        let r = s.get(&format!("/v1/packs/durable/versions/{v}")).await;
+        assert_eq!(r.status(), 200, "{v} lost after SIGKILL");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice(), "{v} changed after SIGKILL");
+    }
+    let stats: Value = s.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(stats["versions"], 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite(dir.path().join("registry.db"));
+    let mut s = Server::start(backend.clone(), dir.path(), &[]);
+    let body = pack("inflight", "1.0.0", 0);
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut conn = std::net::TcpStream::connect(s.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        conn,
+        "PUT /v1/packs/inflight/versions/1.0.0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(head).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    // SIGTERM while the upload is half-way: the server must wait for it.
+    let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(s.child.try_wait().unwrap().is_none(), "exited with a request in flight");
+    // New connections are no longer accepted.
+    assert!(
+        std::net::TcpStream::connect(s.addr()).is_err() || reqwest_fails(&s).await,
+        "still accepting new requests after SIGTERM"
+    );
+    conn.write_all(tail).unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(s.logs().contains("shutting down"));
+
+    let s = Server::start(backend, dir.path(), &[]);
+    let got = s.get("/v1/packs/inflight/versions/1.0.0").await.bytes().await.unwrap();
+    assert_eq!(got.as_ref(), body.as_slice());
+}
+
+async fn reqwest_fails(s: &Server) -> bool {
+    s.http.get(s.url("/healthz")).timeout(Duration::from_secs(2)).send().await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_token_is_private_and_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data/registry.db");
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--sqlite-path"])
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let s = Server::spawn(cmd, Backend::Sqlite(db.clone()), dir.path());
+    let token_file = dir.path().join("data/publish-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap().lines().find(|l| !l.starts_with('#')).unwrap().to_owned();
+    assert!(token.len() >= 32);
+    let r = s
+        .http
+        .put(s.url("/v1/packs/tok/versions/1.0.0"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(pack("tok", "1.0.0", 0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = s.logs();
+    assert!(logs.contains(&token_file.display().to_string()), "the log names the token file: {logs}");
+    assert!(!logs.contains(&token), "the token itself is never logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_fails_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    for (args, needle) in [
+        (vec!["serve", "--token-file", short.to_str().unwrap()], "at least 16 characters"),
+        (vec!["serve", "--token-file", "/nonexistent/tokens"], "/nonexistent/tokens"),
+        (vec!["serve", "--listen", "not-an-address"], "invalid value"),
+        (vec!["serve", "--backend", "mongo"], "invalid value"),
+        (vec!["serve", "--max-pack-bytes=-1"], "invalid value"),
+        (vec!["serve", "--backend", "redis", "--redis-url", "http://nope"], "Redis URL"),
+    ] {
+        let mut full = args.clone();
+        full.extend(["--listen", "127.0.0.1:0", "--sqlite-path"]);
+        let db = dir.path().join("r.db");
+        full.push(db.to_str().unwrap());
+        if args.contains(&"--listen") {
+            full = args.clone();
+        }
+        let (ok, _, stderr) = cli(&full);
+        assert!(!ok, "{args:?} must fail");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite(dir.path().join("registry.db"));
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/demo");
+    let mut s = Server::start(backend.clone(), dir.path(), &["--seed", demo]);
+    let first: Value = s.get("/v1/packs").await.json().await.unwrap();
+    assert!(first["packs"].as_array().unwrap().len() >= 3);
+    s.terminate();
+    let s = Server::start(backend, dir.path(), &["--seed", demo]);
+    let stats: Value = s.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(stats["packs"], first["packs"].as_array().unwrap().len());
+    assert_eq!(stats["versions"], stats["packs"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_publish_get_ls_tag_yank() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(Backend::Sqlite(dir.path().join("registry.db")), dir.path(), &[]);
+    let tokens = dir.path().join("tokens");
+    let reg = s.base.clone();
+    let file = dir.path().join("p.json");
+    std::fs::write(&file, pack("cli-pack", "1.0.0", 0)).unwrap();
+    let common = ["--registry", reg.as_str(), "--token-file", tokens.to_str().unwrap()];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(common);
+        cli(&all)
+    };
+
+    let (ok, out, err) = run(&["publish", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("published cli-pack@1.0.0 sha256:"), "{out}");
+    let (ok, out, _) = run(&["publish", file.to_str().unwrap()]);
+    assert!(ok && out.contains("already published"), "{out}");
+    std::fs::write(&file, pack("cli-pack", "1.1.0", 0)).unwrap();
+    assert!(run(&["publish", file.to_str().unwrap()]).0);
+
+    let (ok, out, _) = run(&["get", "cli-pack@1.0.0"]);
+    assert!(ok);
+    assert_eq!(out.as_bytes(), pack("cli-pack", "1.0.0", 0).as_slice());
+    let dest = dir.path().join("out.json");
+    assert!(run(&["get", "cli-pack", "-o", dest.to_str().unwrap()]).0);
+    assert_eq!(std::fs::read(&dest).unwrap(), pack("cli-pack", "1.1.0", 0));
+
+    let (ok, out, _) = run(&["ls"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "cli-pack");
+    assert!(run(&["tag", "cli-pack", "stable", "1.0.0"]).0);
+    assert!(run(&["yank", "cli-pack@1.1.0"]).0);
+    let (ok, out, _) = run(&["ls", "cli-pack"]);
+    assert!(ok);
+    assert!(out.contains("tag stable -> 1.0.0") && out.contains("tag latest -> 1.0.0"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("1.1.0") && l.contains(" yes ")), "{out}");
+    assert!(run(&["yank", "--undo", "cli-pack@1.1.0"]).0);
+
+    // Failures: non-zero exit and one readable line (plus violations for invalid packs).
+    std::fs::write(&file, br#"{"name":"cli-pack","version":"2.0.0","personas":[],"lines":[]}"#).unwrap();
+    let (ok, _, err) = run(&["publish", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.starts_with("error: ") && err.contains("PACK_INVALID") && err.contains("at /personas"), "{err}");
+    let (ok, _, err) = run(&["get", "absent@1.0.0"]);
+    assert!(!ok && err.contains("404") && err.contains("NAME_UNKNOWN"), "{err}");
+    let (ok, _, err) = run(&["yank", "cli-pack"]);
+    assert!(!ok && err.contains("NAME@VERSION"), "{err}");
+    let (ok, _, err) = cli(&["publish", file.to_str().unwrap(), "--registry", reg.as_str()]);
+    assert!(!ok && err.contains("token"), "{err}");
+    let (ok, _, err) = cli(&["ls", "--registry", "http://127.0.0.1:1"]);
+    assert!(!ok && err.starts_with("error: "), "{err}");
+    let (ok, _, err) = cli(&["ls", "--registry", "::not a url"]);
+    assert!(!ok && err.contains("--registry"), "{err}");
+    let (ok, _, err) = run(&["publish", "/nonexistent.json"]);
+    assert!(!ok && err.contains("/nonexistent.json"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_import_reproduces_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_db = dir.path().join("src.db");
+    let s = Server::start(Backend::Sqlite(src_db.clone()), dir.path(), &[]);
+    publish_corpus(&s).await;
+    let before = snapshot(&s).await;
+
+    let archive = dir.path().join("backup.tar.gz");
+    let (ok, out, err) = cli(&["export", "-o", archive.to_str().unwrap(), "--sqlite-path", src_db.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("exported 8 packs, 40 versions"), "{out}");
+
+    let dst_dir = tempfile::tempdir().unwrap();
+    let dst_db = dst_dir.path().join("dst.db");
+    let (ok, out, err) = cli(&["import", archive.to_str().unwrap(), "--sqlite-path", dst_db.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("40 versions added"), "{out}");
+    // Importing again changes nothing and succeeds.
+    let (ok, out, err) = cli(&["import", archive.to_str().unwrap(), "--sqlite-path", dst_db.to_str().unwrap()]);
+    assert!(ok && out.contains("0 versions added, 40 already present"), "{out} {err}");
+
+    std::fs::copy(dir.path().join("tokens"), dst_dir.path().join("tokens")).unwrap();
+    let d = Server::start(Backend::Sqlite(dst_db.clone()), dst_dir.path(), &[]);
+    let after = snapshot(&d).await;
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "differs after import: {}", b.0);
+    }
+
+    // A conflicting version in the target is reported, not overwritten.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_db = other_dir.path().join("o.db");
+    let o = Server::start(Backend::Sqlite(other_db.clone()), other_dir.path(), &[]);
+    o.publish("corpus-1", "1.0.0", &pack("corpus-1", "1.0.0", 99)).await;
+    drop(o);
+    let (ok, _, err) = cli(&["import", archive.to_str().unwrap(), "--sqlite-path", other_db.to_str().unwrap()]);
+    assert!(!ok && err.contains("corpus-1@1.0.0"), "{err}");
+
+    // A damaged archive is refused.
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    let broken = dir.path().join("broken.tar.gz");
+    std::fs::write(&broken, bytes).unwrap();
+    let fresh = dir.path().join("fresh.db");
+    let (ok, _, err) = cli(&["import", broken.to_str().unwrap(), "--sqlite-path", fresh.to_str().unwrap()]);
+    assert!(!ok && err.starts_with("error: "), "{err}");
+}
