@@ -17,8 +17,15 @@ async fn acknowledged_publishes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let backend = Backend::Sqlite(dir.path().join("registry.db"));
     let mut s = Server::start(backend.clone(), dir.path(), &[]);
-    let bodies: Vec<(String, Vec<u8>)> = (0..40).map(|i| (format!("1.0.{i}"), pack("durable", &format!("1.0.{i}"), i))).collect();
-    let acked = join_all(bodies.iter().map(|(v, b)| async { s.publish("durable", v, b).await.status().as_u16() })).await;
+    let bodies: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| (format!("1.0.{i}"), pack("durable", &format!("1.0.{i}"), i)))
+        .collect();
+    let acked = join_all(
+        bodies
+            .iter()
+            .map(|(v, b)| async { s.publish("durable", v, b).await.status().as_u16() }),
+    )
+    .await;
     assert!(acked.iter().all(|st| *st == 201), "{acked:?}");
     s.kill9();
 
@@ -26,7 +33,11 @@ async fn acknowledged_publishes_survive_sigkill() {
     for (v, body) in &bodies {
         let r = s.get(&format!("/v1/packs/durable/versions/{v}")).await;
         assert_eq!(r.status(), 200, "{v} lost after SIGKILL");
-        assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice(), "{v} changed after SIGKILL");
+        assert_eq!(
+            r.bytes().await.unwrap().as_ref(),
+            body.as_slice(),
+            "{v} changed after SIGKILL"
+        );
     }
     let stats: Value = s.get("/v1/stats").await.json().await.unwrap();
     assert_eq!(stats["versions"], 40);
@@ -74,7 +85,12 @@ async fn sigterm_finishes_in_flight_requests() {
 }
 
 async fn reqwest_fails(s: &Server) -> bool {
-    s.http.get(s.url("/healthz")).timeout(Duration::from_secs(2)).send().await.is_err()
+    s.http
+        .get(s.url("/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .is_err()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +106,12 @@ async fn generated_token_is_private_and_never_logged() {
     let token_file = dir.path().join("data/publish-token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let token = std::fs::read_to_string(&token_file).unwrap().lines().find(|l| !l.starts_with('#')).unwrap().to_owned();
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap()
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap()
+        .to_owned();
     assert!(token.len() >= 32);
     let r = s
         .http
@@ -104,7 +125,10 @@ async fn generated_token_is_private_and_never_logged() {
     assert_eq!(r.status(), 201);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let logs = s.logs();
-    assert!(logs.contains(&token_file.display().to_string()), "the log names the token file: {logs}");
+    assert!(
+        logs.contains(&token_file.display().to_string()),
+        "the log names the token file: {logs}"
+    );
     assert!(!logs.contains(&token), "the token itself is never logged");
 }
 
@@ -114,12 +138,21 @@ async fn bad_configuration_fails_with_one_clear_line() {
     let short = dir.path().join("short");
     std::fs::write(&short, "abc\n").unwrap();
     for (args, needle) in [
-        (vec!["serve", "--token-file", short.to_str().unwrap()], "at least 16 characters"),
-        (vec!["serve", "--token-file", "/nonexistent/tokens"], "/nonexistent/tokens"),
+        (
+            vec!["serve", "--token-file", short.to_str().unwrap()],
+            "at least 16 characters",
+        ),
+        (
+            vec!["serve", "--token-file", "/nonexistent/tokens"],
+            "/nonexistent/tokens",
+        ),
         (vec!["serve", "--listen", "not-an-address"], "invalid value"),
         (vec!["serve", "--backend", "mongo"], "invalid value"),
         (vec!["serve", "--max-pack-bytes=-1"], "invalid value"),
-        (vec!["serve", "--backend", "redis", "--redis-url", "http://nope"], "Redis URL"),
+        (
+            vec!["serve", "--backend", "redis", "--redis-url", "http://nope"],
+            "Redis URL",
+        ),
     ] {
         let mut full = args.clone();
         full.extend(["--listen", "127.0.0.1:0", "--sqlite-path"]);
@@ -186,15 +219,28 @@ async fn cli_publish_get_ls_tag_yank() {
     assert!(run(&["yank", "cli-pack@1.1.0"]).0);
     let (ok, out, _) = run(&["ls", "cli-pack"]);
     assert!(ok);
-    assert!(out.contains("tag stable -> 1.0.0") && out.contains("tag latest -> 1.0.0"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("1.1.0") && l.contains(" yes ")), "{out}");
+    assert!(
+        out.contains("tag stable -> 1.0.0") && out.contains("tag latest -> 1.0.0"),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("1.1.0") && l.contains(" yes ")),
+        "{out}"
+    );
     assert!(run(&["yank", "--undo", "cli-pack@1.1.0"]).0);
 
     // Failures: non-zero exit and one readable line (plus violations for invalid packs).
-    std::fs::write(&file, br#"{"name":"cli-pack","version":"2.0.0","personas":[],"lines":[]}"#).unwrap();
+    std::fs::write(
+        &file,
+        br#"{"name":"cli-pack","version":"2.0.0","personas":[],"lines":[]}"#,
+    )
+    .unwrap();
     let (ok, _, err) = run(&["publish", file.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.starts_with("error: ") && err.contains("PACK_INVALID") && err.contains("at /personas"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("PACK_INVALID") && err.contains("at /personas"),
+        "{err}"
+    );
     let (ok, _, err) = run(&["get", "absent@1.0.0"]);
     assert!(!ok && err.contains("404") && err.contains("NAME_UNKNOWN"), "{err}");
     let (ok, _, err) = run(&["yank", "cli-pack"]);
@@ -218,18 +264,37 @@ async fn export_then_import_reproduces_everything() {
     let before = snapshot(&s).await;
 
     let archive = dir.path().join("backup.tar.gz");
-    let (ok, out, err) = cli(&["export", "-o", archive.to_str().unwrap(), "--sqlite-path", src_db.to_str().unwrap()]);
+    let (ok, out, err) = cli(&[
+        "export",
+        "-o",
+        archive.to_str().unwrap(),
+        "--sqlite-path",
+        src_db.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("exported 8 packs, 40 versions"), "{out}");
 
     let dst_dir = tempfile::tempdir().unwrap();
     let dst_db = dst_dir.path().join("dst.db");
-    let (ok, out, err) = cli(&["import", archive.to_str().unwrap(), "--sqlite-path", dst_db.to_str().unwrap()]);
+    let (ok, out, err) = cli(&[
+        "import",
+        archive.to_str().unwrap(),
+        "--sqlite-path",
+        dst_db.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("40 versions added"), "{out}");
     // Importing again changes nothing and succeeds.
-    let (ok, out, err) = cli(&["import", archive.to_str().unwrap(), "--sqlite-path", dst_db.to_str().unwrap()]);
-    assert!(ok && out.contains("0 versions added, 40 already present"), "{out} {err}");
+    let (ok, out, err) = cli(&[
+        "import",
+        archive.to_str().unwrap(),
+        "--sqlite-path",
+        dst_db.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && out.contains("0 versions added, 40 already present"),
+        "{out} {err}"
+    );
 
     std::fs::copy(dir.path().join("tokens"), dst_dir.path().join("tokens")).unwrap();
     let d = Server::start(Backend::Sqlite(dst_db.clone()), dst_dir.path(), &[]);
@@ -245,7 +310,12 @@ async fn export_then_import_reproduces_everything() {
     let o = Server::start(Backend::Sqlite(other_db.clone()), other_dir.path(), &[]);
     o.publish("corpus-1", "1.0.0", &pack("corpus-1", "1.0.0", 99)).await;
     drop(o);
-    let (ok, _, err) = cli(&["import", archive.to_str().unwrap(), "--sqlite-path", other_db.to_str().unwrap()]);
+    let (ok, _, err) = cli(&[
+        "import",
+        archive.to_str().unwrap(),
+        "--sqlite-path",
+        other_db.to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("corpus-1@1.0.0"), "{err}");
 
     // A damaged archive is refused.
@@ -254,6 +324,11 @@ async fn export_then_import_reproduces_everything() {
     let broken = dir.path().join("broken.tar.gz");
     std::fs::write(&broken, bytes).unwrap();
     let fresh = dir.path().join("fresh.db");
-    let (ok, _, err) = cli(&["import", broken.to_str().unwrap(), "--sqlite-path", fresh.to_str().unwrap()]);
+    let (ok, _, err) = cli(&[
+        "import",
+        broken.to_str().unwrap(),
+        "--sqlite-path",
+        fresh.to_str().unwrap(),
+    ]);
     assert!(!ok && err.starts_with("error: "), "{err}");
 }

@@ -167,7 +167,10 @@ fn classify(e: redis::RedisError) -> StorageError {
         || e.code().is_some_and(|c| matches!(c, "LOADING" | "BUSY" | "MISCONF"));
     if transient {
         StorageError::Unavailable(format!("Redis: {e}"))
-    } else if e.kind() == redis::ErrorKind::AuthenticationFailed {
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| matches!(c, "NOAUTH" | "WRONGPASS" | "NOPERM"))
+    {
+        // A credentials problem is an operator's to fix; the registry stays up and not ready.
         StorageError::Unavailable(format!("Redis rejected the credentials: {e}"))
     } else {
         StorageError::Internal(format!("Redis: {e}"))

@@ -454,7 +454,12 @@ pub async fn snapshot(s: &Server) -> Vec<(String, u16, Vec<u8>)> {
         let r = s.get(&path).await;
         let info: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
         push(path, 200, serde_json::to_vec(&info).unwrap());
-        let mut refs: Vec<String> = info["versions"].as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap().to_owned()).collect();
+        let mut refs: Vec<String> = info["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap().to_owned())
+            .collect();
         refs.extend(info["tags"].as_object().unwrap().keys().cloned());
         refs.push("latest".into());
         for v in info["versions"].as_array().unwrap() {
@@ -467,7 +472,13 @@ pub async fn snapshot(s: &Server) -> Vec<(String, u16, Vec<u8>)> {
             let r = s.get(&p).await;
             let status = r.status().as_u16();
             let mut head = Vec::new();
-            for h in ["digest", "etag", "banter-pack-version", "banter-pack-yanked", "cache-control"] {
+            for h in [
+                "digest",
+                "etag",
+                "banter-pack-version",
+                "banter-pack-yanked",
+                "cache-control",
+            ] {
                 head.extend_from_slice(format!("{h}={:?};", r.headers().get(h)).as_bytes());
             }
             head.extend(r.bytes().await.unwrap());
@@ -475,4 +486,14 @@ pub async fn snapshot(s: &Server) -> Vec<(String, u16, Vec<u8>)> {
         }
     }
     out
+}
+
+/// Kills and reaps a child process when dropped, even when a test panics.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

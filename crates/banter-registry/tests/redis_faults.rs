@@ -1,0 +1,343 @@
+//! The Redis backend against a real redis-server that goes away, comes back,
+//! is killed with SIGKILL, wants a password — and a migration from SQLite.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::Value;
+use support::*;
+
+const FAST: &[&str] = &["--redis-command-timeout", "500ms", "--redis-connect-timeout", "500ms"];
+
+fn redis_fixture(appendfsync: &'static str) -> (tempfile::TempDir, Redis, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(&dir.path().join("redis"), appendfsync);
+    let backend = Backend::Redis {
+        url: redis.url(),
+        prefix: "faults:".into(),
+    };
+    let server = Server::start(backend, dir.path(), FAST);
+    (dir, redis, server)
+}
+
+async fn wait_for(s: &Server, path: &str, status: u16, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = s
+            .http
+            .get(s.url(path))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        if got == status {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{path} did not answer {status} within {within:?} (last {got})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_answers_503_and_recovers_without_restart() {
+    let (_dir, mut redis, s) = redis_fixture("always");
+    let body = pack("steady", "1.0.0", 0);
+    assert_eq!(s.publish("steady", "1.0.0", &body).await.status(), 201);
+
+    // Keep a load running across the outage and the recovery; record every status.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let statuses = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let load = {
+        let (stop, statuses, http, url) = (
+            stop.clone(),
+            statuses.clone(),
+            s.http.clone(),
+            s.url("/v1/packs/steady/versions/latest"),
+        );
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = Instant::now();
+                let st = http.get(&url).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                statuses.lock().unwrap().push((st, start.elapsed()));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    redis.kill9();
+    wait_for(&s, "/readyz", 503, Duration::from_secs(5)).await;
+    assert_eq!(
+        s.get("/healthz").await.status(),
+        200,
+        "liveness does not depend on Redis"
+    );
+
+    let start = Instant::now();
+    let r = s.get("/v1/packs/steady/versions/1.0.0").await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "a read took {:?} while Redis was down",
+        start.elapsed()
+    );
+    assert_eq!(r.headers()["retry-after"], "1");
+    let (status, code, _) = error_code(r).await;
+    assert_eq!((status, code.as_str()), (503, "STORAGE_UNAVAILABLE"));
+    let start = Instant::now();
+    let (status, code, _) = error_code(s.publish("steady", "2.0.0", &pack("steady", "2.0.0", 0)).await).await;
+    assert_eq!((status, code.as_str()), (503, "STORAGE_UNAVAILABLE"));
+    assert!(start.elapsed() < Duration::from_secs(3));
+    for path in ["/v1/packs", "/v1/packs/steady", "/v1/stats"] {
+        let (status, code, _) = error_code(s.get(path).await).await;
+        assert_eq!((status, code.as_str()), (503, "STORAGE_UNAVAILABLE"), "{path}");
+    }
+    let metrics = s.get("/metrics").await;
+    assert_eq!(metrics.status(), 200, "metrics are served while Redis is down");
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("banter_registry_storage_up{backend=\"redis\"} 0")
+    );
+
+    redis.restart();
+    let recovered = wait_for(&s, "/readyz", 200, Duration::from_secs(10)).await;
+    eprintln!("readiness recovered {recovered:?} after Redis restarted");
+    let r = s.get("/v1/packs/steady/versions/1.0.0").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+    assert_eq!(
+        s.publish("steady", "2.0.0", &pack("steady", "2.0.0", 0)).await.status(),
+        201
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+    let statuses = statuses.lock().unwrap().clone();
+    assert!(statuses.iter().any(|(st, _)| *st == 503), "the load saw the outage");
+    assert_eq!(statuses.last().map(|(st, _)| *st), Some(200), "the load recovered");
+    assert!(
+        statuses.iter().all(|(st, _)| matches!(st, 200 | 503)),
+        "only 200 or 503 under faults: {statuses:?}"
+    );
+    let slowest = statuses.iter().map(|(_, d)| *d).max().unwrap();
+    assert!(slowest < Duration::from_secs(3), "a request hung for {slowest:?}");
+    assert!(!s.logs().contains("panicked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_publishes_survive_redis_sigkill_with_appendfsync_always() {
+    let (_dir, mut redis, s) = redis_fixture("always");
+    let bodies: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|i| (format!("3.0.{i}"), pack("aof", &format!("3.0.{i}"), i)))
+        .collect();
+    let acked = join_all(
+        bodies
+            .iter()
+            .map(|(v, b)| async { s.publish("aof", v, b).await.status().as_u16() }),
+    )
+    .await;
+    assert!(acked.iter().all(|st| *st == 201), "{acked:?}");
+    s.tag("aof", "stable", "3.0.7").await;
+    s.yank("aof", "3.0.59", true).await;
+
+    redis.kill9();
+    redis.restart();
+    wait_for(&s, "/readyz", 200, Duration::from_secs(10)).await;
+    for (v, body) in &bodies {
+        let r = s.get(&format!("/v1/packs/aof/versions/{v}")).await;
+        assert_eq!(r.status(), 200, "{v} lost");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+    }
+    let info: Value = s.get("/v1/packs/aof").await.json().await.unwrap();
+    assert_eq!(info["tags"]["stable"], "3.0.7");
+    assert_eq!(info["tags"]["latest"], "3.0.58");
+    let stats: Value = s.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(stats["versions"], 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_starts_before_redis_and_becomes_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let backend = Backend::Redis {
+        url: format!("redis://127.0.0.1:{port}/0"),
+        prefix: "late:".into(),
+    };
+    let s = Server::start(backend, dir.path(), FAST);
+    assert_eq!(s.get("/healthz").await.status(), 200);
+    assert_eq!(s.get("/readyz").await.status(), 503);
+    let _redis = Redis::start_on(&dir.path().join("redis"), "always", Some(port));
+    wait_for(&s, "/readyz", 200, Duration::from_secs(10)).await;
+    assert_eq!(
+        s.publish("late", "1.0.0", &pack("late", "1.0.0", 0)).await.status(),
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_prefixes_isolate_registries_sharing_one_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(&dir.path().join("redis"), "everysec");
+    let a = Server::start(
+        Backend::Redis {
+            url: redis.url(),
+            prefix: "a:".into(),
+        },
+        dir.path(),
+        FAST,
+    );
+    let b = Server::start(
+        Backend::Redis {
+            url: redis.url(),
+            prefix: "b:".into(),
+        },
+        dir.path(),
+        FAST,
+    );
+    assert_eq!(
+        a.publish("shared", "1.0.0", &pack("shared", "1.0.0", 1)).await.status(),
+        201
+    );
+    assert_eq!(
+        b.publish("shared", "1.0.0", &pack("shared", "1.0.0", 2)).await.status(),
+        201
+    );
+    let from_a = a.get("/v1/packs/shared/versions/1.0.0").await.bytes().await.unwrap();
+    let from_b = b.get("/v1/packs/shared/versions/1.0.0").await.bytes().await.unwrap();
+    assert_eq!(from_a.as_ref(), pack("shared", "1.0.0", 1).as_slice());
+    assert_eq!(from_b.as_ref(), pack("shared", "1.0.0", 2).as_slice());
+    let stats: Value = a.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(stats["versions"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_and_acl_user_urls_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = redis_server_bin().expect("redis-server");
+    let port = free_port();
+    let child = std::process::Command::new(bin)
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args([
+            "--requirepass",
+            "default-secret",
+            "--user",
+            "registry",
+            "on",
+            ">user-secret",
+            "~*",
+            "&*",
+            "+@all",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child);
+    std::thread::sleep(Duration::from_millis(300));
+    for (url, ready) in [
+        (format!("redis://:default-secret@127.0.0.1:{port}/0"), 200),
+        (format!("redis://registry:user-secret@127.0.0.1:{port}/0"), 200),
+        (format!("redis://registry:wrong@127.0.0.1:{port}/0"), 503),
+        (format!("redis://127.0.0.1:{port}/0"), 503),
+    ] {
+        let s = Server::start(
+            Backend::Redis {
+                url: url.clone(),
+                prefix: "auth:".into(),
+            },
+            dir.path(),
+            FAST,
+        );
+        assert_eq!(s.get("/readyz").await.status(), ready, "{url}");
+        assert!(
+            !s.logs().contains("user-secret") && !s.logs().contains("default-secret"),
+            "a password was logged"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_from_sqlite_to_redis_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("src.db");
+    let sqlite = Server::start(Backend::Sqlite(db.clone()), dir.path(), &[]);
+    publish_corpus(&sqlite).await;
+    let before = snapshot(&sqlite).await;
+
+    let archive = dir.path().join("migrate.tar.gz");
+    let (ok, _, err) = cli(&[
+        "export",
+        "-o",
+        archive.to_str().unwrap(),
+        "--sqlite-path",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let redis = Redis::start(&dir.path().join("redis"), "always");
+    let url = redis.url();
+    let (ok, out, err) = cli(&[
+        "import",
+        archive.to_str().unwrap(),
+        "--backend",
+        "redis",
+        "--redis-url",
+        &url,
+        "--redis-key-prefix",
+        "m:",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("40 versions added"), "{out}");
+
+    let on_redis = Server::start(
+        Backend::Redis {
+            url: url.clone(),
+            prefix: "m:".into(),
+        },
+        dir.path(),
+        &[],
+    );
+    let after = snapshot(&on_redis).await;
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a, "differs after migration: {}", b.0);
+    }
+
+    // And back: Redis → SQLite round-trips too.
+    let back = dir.path().join("back.tar.gz");
+    let (ok, _, err) = cli(&[
+        "export",
+        "-o",
+        back.to_str().unwrap(),
+        "--backend",
+        "redis",
+        "--redis-url",
+        &url,
+        "--redis-key-prefix",
+        "m:",
+    ]);
+    assert!(ok, "{err}");
+    let db2 = dir.path().join("back.db");
+    let (ok, _, err) = cli(&["import", back.to_str().unwrap(), "--sqlite-path", db2.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let again = Server::start(Backend::Sqlite(db2), dir.path(), &[]);
+    assert_eq!(snapshot(&again).await, before);
+}
