@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 DEMO_PACKS := crates/banter-registry/demo
 
-.PHONY: run test deps build fmt lint unit
+.PHONY: run test deps build fmt lint docs
 
 ## run: the registry on embedded SQLite in ./data, seeded with the demo packs, on http://127.0.0.1:8080
 run:
@@ -29,3 +29,7 @@ fmt:
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## docs: regenerate generated documentation (docs/cli.md); `make test` fails when it is stale
+docs:
+	UPDATE_DOCS=1 $(CARGO) test -p banter-registry --test cli_reference

@@ -17,7 +17,7 @@ use crate::registry::Registry;
 Examples:
   banter-registry serve                                   # SQLite in ./data, http://127.0.0.1:8080
   banter-registry publish pack.json --token-file data/publish-token
-  banter-registry get classic-host@latest
+  banter-registry get classic-duo@latest
   banter-registry ls
   banter-registry export -o backup.tar.gz && banter-registry import backup.tar.gz --backend redis")]
 pub struct Cli {
