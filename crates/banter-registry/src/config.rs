@@ -106,7 +106,8 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
 
     /// File of publish tokens, one per line ('#' comments). Without it a token is
-    /// generated into a 0600 file `publish-token` beside the database.
+    /// generated into a 0600 file `publish-token` beside the SQLite database
+    /// (with Redis: ./data/publish-token) and reused on later starts.
     #[arg(long, env = "BANTER_REGISTRY_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
 

@@ -41,7 +41,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         seed(&registry, dir).await?;
     }
     // Fill the gauges before the first scrape; a slow backend must not block start-up.
-    if let Err(e) = registry.stats().await {
+    if let Err(e) = registry.ready().await {
+        tracing::warn!(error = %e, "the storage backend is not reachable yet; serving and reporting not ready");
+    } else if let Err(e) = registry.stats().await {
         tracing::warn!(error = %e, "could not read stats at start-up");
     }
 

@@ -122,7 +122,10 @@ mod cases {
             if reference == "latest" {
                 assert!(cache.contains("no-cache"), "{cache}");
             } else {
-                assert!(cache.contains("immutable"), "{cache}");
+                assert_eq!(
+                    cache, "public, max-age=300",
+                    "exact versions are cached briefly (yank state can change)"
+                );
             }
             assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
 
@@ -520,6 +523,10 @@ mod cases {
                     paths.get(path).and_then(|p| p.get(*m)).is_some(),
                     "openapi lacks {m} {path}"
                 );
+                assert!(
+                    paths[path][*m]["responses"].get("429").is_some(),
+                    "{m} {path} lacks the 429 answer"
+                );
             }
         }
         assert_eq!(s.get("/healthz").await.status(), 200);
@@ -793,6 +800,16 @@ mod cases {
                 assert_eq!((status, code.as_str()), expected, "{method} {path} with {auth:?}");
             }
         }
+        // The scheme name is case-insensitive.
+        let r = s
+            .http
+            .post(s.url("/v1/packs/auth/versions/1.0.0/yank"))
+            .header("authorization", format!("BEARER {TOKEN}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(s.yank("auth", "1.0.0", false).await.status(), 200);
         let info: Value = s.get("/v1/packs/auth").await.json().await.unwrap();
         assert_eq!(info["versions"].as_array().unwrap().len(), 1);
         assert_eq!(info["versions"][0]["yanked"], false);

@@ -332,3 +332,74 @@ async fn export_then_import_reproduces_everything() {
     ]);
     assert!(!ok && err.starts_with("error: "), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_content_is_detected_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("registry.db");
+    let s = Server::start(Backend::Sqlite(db.clone()), dir.path(), &[]);
+    let body = pack("rot", "1.0.0", 0);
+    s.publish("rot", "1.0.0", &body).await;
+    // Flip the stored bytes behind the registry's back (bit rot, a bad restore).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute("UPDATE blobs SET content = ?1", [b"{\"tampered\": true}".as_slice()])
+        .unwrap();
+    drop(conn);
+    let digest = banter_pack::Digest::of(&body);
+    for path in ["/v1/packs/rot/versions/1.0.0".to_owned(), format!("/v1/blobs/{digest}")] {
+        let (status, code, _) = error_code(s.get(&path).await).await;
+        assert_eq!((status, code.as_str()), (500, "CONTENT_CORRUPT"), "{path}");
+    }
+    assert!(s.logs().contains("failed digest verification"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_request_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        Backend::Sqlite(dir.path().join("r.db")),
+        dir.path(),
+        &["--log-format", "json"],
+    );
+    let r = s
+        .http
+        .get(s.url("/v1/stats"))
+        .header("x-request-id", "req-from-client-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["x-request-id"],
+        "req-from-client-42",
+        "a client's request id is kept"
+    );
+    let r = s.get("/v1/packs").await;
+    let generated = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 36, "a request without one gets a UUID: {generated}");
+    let r = s
+        .http
+        .put(s.url("/v1/packs/logged/versions/1.0.0"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-from-client-42")
+        .body(pack("logged", "1.0.0", 0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = s.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let published = lines
+        .iter()
+        .find(|l| l["message"] == "published" && l["pack"] == "logged")
+        .expect("a publish log line");
+    assert!(
+        published.to_string().contains("req-from-client-42"),
+        "the request id is on the log line: {published}"
+    );
+}

@@ -59,7 +59,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "meta",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format (which Prometheus scrapes natively)", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Refresh the stored-content gauges, but never let a slow backend block a scrape.
     let _ = tokio::time::timeout(Duration::from_secs(1), state.registry.stats()).await;

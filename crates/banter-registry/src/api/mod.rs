@@ -79,9 +79,53 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Answers any route can give, whatever its handler does (middleware).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, RefOr, ResponseBuilder, content::ContentBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        let common = [
+            ("408", "The request did not complete within the request timeout"),
+            ("429", "Concurrent request limit reached; see Retry-After"),
+            ("500", "Internal error"),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.head,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                for (status, description) in common {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::T(error(description)));
+                }
+            }
+        }
+    }
+}
+
 /// Documented routes and the OpenAPI document generated from their annotations.
 fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(packs::publish, packs::get_version))
         .routes(routes!(packs::pack))
         .routes(routes!(packs::list))
@@ -93,7 +137,10 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(meta::healthz))
         .routes(routes!(meta::readyz))
         .routes(routes!(meta::metrics))
-        .split_for_parts()
+        .split_for_parts();
+    // Applied after the routes are merged in: it edits every operation.
+    utoipa::Modify::modify(&CommonResponses, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document of this API.

@@ -18,8 +18,11 @@ use crate::registry::Published;
 pub const DEFAULT_PAGE: usize = 100;
 /// Largest page size; larger `n` is clamped.
 pub const MAX_PAGE: usize = 1000;
-/// Cache policy for immutable content.
+/// Cache policy for content addressed by its digest: it can never change.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache policy for an exact version: the bytes never change, but the yank
+/// state reported alongside them can, so caches keep it for minutes, not forever.
+const EXACT_VERSION: &str = "public, max-age=300";
 /// Cache policy for content behind a movable name (tags).
 const REVALIDATE: &str = "public, no-cache";
 
@@ -96,7 +99,9 @@ pub async fn publish(
     let Path((name, version)) = path.map_err(path_error)?;
     let Query(query) = query.map_err(query_error)?;
     require_json(&headers, PACK_MEDIA_TYPES)?;
-    let bytes = read_body(&headers, body, state.registry.limits().max_pack_bytes).await?;
+    let bytes = read_body(&headers, body, state.registry.limits().max_pack_bytes, "PACK_TOO_LARGE")
+        .await
+        .inspect_err(|_| state.registry.metrics().validation_failure())?;
     if bytes.is_empty() {
         state.registry.metrics().validation_failure();
         return Err(ApiError::new(
@@ -159,7 +164,7 @@ pub async fn get_version(
         banter_pack::Reference::parse(&reference).is_ok_and(|r| matches!(r, banter_pack::Reference::Version(_)));
     let record = state.registry.resolve(&name, &reference).await?;
     let digest = record.digest.to_string();
-    let cache = if exact { IMMUTABLE } else { REVALIDATE };
+    let cache = if exact { EXACT_VERSION } else { REVALIDATE };
     let mut resp = if if_none_match(&headers, &digest) {
         state.registry.metrics().not_modified();
         StatusCode::NOT_MODIFIED.into_response()
@@ -272,7 +277,7 @@ pub async fn set_tag(
     authorize(&state.tokens, &headers)?;
     let Path((name, tag)) = path.map_err(path_error)?;
     require_json(&headers, &["application/json"])?;
-    let bytes = read_body(&headers, body, 4096).await?;
+    let bytes = read_body(&headers, body, 4096, "BODY_TOO_LARGE").await?;
     let req: TagRequest = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

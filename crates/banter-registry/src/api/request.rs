@@ -19,11 +19,13 @@ pub fn authorize(tokens: &Tokens, headers: &HeaderMap) -> Result<(), ApiError> {
             "a bearer token is required to change the registry",
         ));
     };
+    // The scheme name is case-insensitive (RFC 9110 section 11.1).
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))?;
     if tokens.accepts(token) {
@@ -58,28 +60,28 @@ pub fn require_json(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiErr
     }
 }
 
-fn too_large(limit: usize) -> ApiError {
+fn too_large(code: &'static str, limit: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "PACK_TOO_LARGE",
+        code,
         format!("request body is over the limit of {limit} bytes"),
     )
     .detail(serde_json::json!({ "limit_bytes": limit }))
 }
 
-/// Reads the whole body, refusing more than `limit` bytes without buffering them.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the whole body, refusing more than `limit` bytes (413 with `code`) without buffering them.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize, code: &'static str) -> Result<Bytes, ApiError> {
     // A declared length over the limit is refused before reading anything.
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+        return Err(too_large(code, limit));
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(limit)),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(code, limit)),
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "BODY_UNREADABLE",
