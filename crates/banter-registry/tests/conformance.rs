@@ -567,7 +567,9 @@ mod cases {
             serde_json::to_vec(&v).unwrap()
         };
         let long_name = "a".repeat(64);
-        let cases: Vec<(&str, String, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        // (what, path after /v1/packs/, content type, body, status, code)
+        type Case<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, u16, &'a str);
+        let cases: Vec<Case> = vec![
             (
                 "malformed JSON",
                 "demo/versions/1.0.0".into(),
