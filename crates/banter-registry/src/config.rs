@@ -37,6 +37,10 @@ pub struct StorageArgs {
     #[arg(long, env = "BANTER_REGISTRY_REDIS_KEY_PREFIX", default_value = "banter:")]
     pub redis_key_prefix: String,
 
+    /// PEM file of CA certificates to trust for rediss:// (default: the public web roots).
+    #[arg(long, env = "BANTER_REGISTRY_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
     /// Bound on connecting to Redis (e.g. 2s).
     #[arg(long, env = "BANTER_REGISTRY_REDIS_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
     pub redis_connect_timeout: Duration,
@@ -154,7 +158,14 @@ impl StorageArgs {
                 Ok(Arc::new(Instrumented::new(storage, metrics)))
             }
             BackendKind::Redis => {
+                let ca_pem = match &self.redis_ca_file {
+                    Some(p) => Some(std::fs::read(p).map_err(|e| {
+                        StorageError::Internal(format!("reading --redis-ca-file {}: {e}", p.display()))
+                    })?),
+                    None => None,
+                };
                 let storage = RedisStorage::new(RedisOptions {
+                    ca_pem,
                     url: self.redis_url.clone(),
                     key_prefix: self.redis_key_prefix.clone(),
                     connect_timeout: self.redis_connect_timeout,

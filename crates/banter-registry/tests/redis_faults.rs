@@ -341,3 +341,121 @@ async fn migration_from_sqlite_to_redis_is_byte_identical() {
     let again = Server::start(Backend::Sqlite(db2), dir.path(), &[]);
     assert_eq!(snapshot(&again).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_urls_verify_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    // A private CA and a server certificate it signs, as a cluster would have.
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_owned();
+    std::fs::write(p("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for args in [
+        vec![
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=banter-test-ca",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("req.csr"),
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &p("req.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("ext.cnf"),
+            "-out",
+            &p("cert.pem"),
+        ],
+    ] {
+        let ok = std::process::Command::new("openssl")
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed by make deps");
+        assert!(ok.success(), "openssl {args:?}");
+    }
+    let (cert, key, ca) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    let port = free_port();
+    let child = std::process::Command::new(redis_server_bin().expect("redis-server"))
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-auth-clients",
+            "no",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child);
+    std::thread::sleep(Duration::from_millis(300));
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let trusted = Server::start(
+        Backend::Redis {
+            url: url.clone(),
+            prefix: "tls:".into(),
+        },
+        dir.path(),
+        &[FAST, &["--redis-ca-file", ca.to_str().unwrap()]].concat(),
+    );
+    wait_for(&trusted, "/readyz", 200, Duration::from_secs(5)).await;
+    assert_eq!(
+        trusted
+            .publish("secure", "1.0.0", &pack("secure", "1.0.0", 0))
+            .await
+            .status(),
+        201
+    );
+    // Without the CA the self-signed certificate is refused: not ready, never insecure.
+    let untrusted = Server::start(
+        Backend::Redis {
+            url,
+            prefix: "tls:".into(),
+        },
+        dir.path(),
+        FAST,
+    );
+    assert_eq!(untrusted.get("/readyz").await.status(), 503);
+}

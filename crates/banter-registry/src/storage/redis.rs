@@ -70,6 +70,8 @@ pub struct RedisOptions {
     pub connect_timeout: Duration,
     /// Bound on one command's round trip.
     pub command_timeout: Duration,
+    /// PEM bundle of CAs to trust for `rediss://` (instead of the public web roots).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The version record as stored in the versions hash.
@@ -96,8 +98,17 @@ impl RedisStorage {
     /// Validates the URL. The connection is made lazily, so the registry can
     /// start (and report not-ready) before Redis is reachable.
     pub fn new(opts: RedisOptions) -> StorageResult<Self> {
-        let client = redis::Client::open(opts.url.as_str())
-            .map_err(|e| StorageError::Internal(format!("invalid Redis URL: {e}")))?;
+        let client = match &opts.ca_pem {
+            None => redis::Client::open(opts.url.as_str()),
+            Some(pem) => redis::Client::build_with_tls(
+                opts.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|e| StorageError::Internal(format!("invalid Redis URL or CA bundle: {e}")))?;
         Ok(Self {
             client,
             opts,
