@@ -1,0 +1,32 @@
+//! SQLite data PersistentVolumeClaim.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+};
+
+use super::BuildInput;
+use crate::Error;
+use crate::labels::{Component, names};
+
+/// The PVC the SQLite database lives on.
+pub fn sqlite_pvc(input: &BuildInput<'_>) -> Result<PersistentVolumeClaim, Error> {
+    let sqlite = &input.registry.spec.storage.sqlite;
+    Ok(PersistentVolumeClaim {
+        metadata: input.meta(names::sqlite_data(input.name()?), Component::SqliteData)?,
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: sqlite.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    sqlite.size.clone(),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    })
+}
