@@ -98,3 +98,95 @@ pub fn merge(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(s: &str) -> Time {
+        Time(s.parse().expect("timestamp"))
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_status_change() {
+        let t0 = time("2026-01-01T00:00:00Z");
+        let t1 = time("2026-01-02T00:00:00Z");
+        let first = merge(
+            &[],
+            &[ConditionUpdate::new(
+                ConditionType::Ready,
+                false,
+                reasons::PROGRESSING,
+                "waiting",
+            )],
+            Some(1),
+            &t0,
+        );
+        assert_eq!(first[0].last_transition_time, t0);
+
+        // Same status, new reason and message: time kept, text updated.
+        let same = merge(
+            &first,
+            &[ConditionUpdate::new(
+                ConditionType::Ready,
+                false,
+                reasons::INVALID_SPEC,
+                "bad",
+            )],
+            Some(2),
+            &t1,
+        );
+        assert_eq!(same[0].last_transition_time, t0);
+        assert_eq!(same[0].reason, "InvalidSpec");
+        assert_eq!(same[0].observed_generation, Some(2));
+
+        // Status flips: time moves.
+        let flipped = merge(
+            &same,
+            &[ConditionUpdate::new(
+                ConditionType::Ready,
+                true,
+                reasons::AVAILABLE,
+                "ok",
+            )],
+            Some(3),
+            &t1,
+        );
+        assert_eq!(flipped[0].last_transition_time, t1);
+        assert_eq!(flipped[0].status, "True");
+    }
+
+    #[test]
+    fn untouched_conditions_are_kept_in_canonical_order() {
+        let t0 = time("2026-01-01T00:00:00Z");
+        let all = merge(
+            &[],
+            &[
+                ConditionUpdate::new(
+                    ConditionType::MonitoringReady,
+                    true,
+                    reasons::NOT_REQUESTED,
+                    "",
+                ),
+                ConditionUpdate::new(ConditionType::Ready, true, reasons::AVAILABLE, ""),
+            ],
+            None,
+            &t0,
+        );
+        let types: Vec<_> = all.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ["Ready", "MonitoringReady"]);
+        let only_ready = merge(
+            &all,
+            &[ConditionUpdate::new(
+                ConditionType::Ready,
+                false,
+                reasons::INVALID_SPEC,
+                "x",
+            )],
+            None,
+            &t0,
+        );
+        assert_eq!(only_ready.len(), 2);
+        assert_eq!(only_ready[1], all[1]);
+    }
+}

@@ -176,3 +176,40 @@ async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>, serve
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banter_api::{BanterRegistrySpec, BanterRegistryStatus};
+
+    #[test]
+    fn own_status_writes_do_not_retrigger_but_spec_finalizer_and_deletion_do() {
+        let spec: BanterRegistrySpec = serde_json::from_str("{}").expect("spec");
+        let mut reg = BanterRegistry::new("packs", spec);
+        reg.metadata.generation = Some(1);
+        let base = trigger_hash(&reg);
+
+        let mut status_only = reg.clone();
+        status_only.status = Some(BanterRegistryStatus {
+            ready_replicas: Some(1),
+            ..Default::default()
+        });
+        status_only.metadata.resource_version = Some("2".into());
+        assert_eq!(trigger_hash(&status_only), base);
+
+        let mut spec_edit = reg.clone();
+        spec_edit.metadata.generation = Some(2);
+        assert_ne!(trigger_hash(&spec_edit), base);
+
+        let mut finalized = reg.clone();
+        finalized.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        assert_ne!(trigger_hash(&finalized), base);
+
+        let mut deleting = finalized.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert_ne!(trigger_hash(&deleting), trigger_hash(&finalized));
+    }
+}
