@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Helpers of the end-to-end suite: find a cluster (or skip), install the
 //! CRD, run the operator binary against a throw-away namespace, poll.
 

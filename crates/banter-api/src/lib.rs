@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The `BanterRegistry` custom resource (`banterpacks.io/v1alpha1`).
 //!
 //! Every field carries a doc comment because the derived schema turns those

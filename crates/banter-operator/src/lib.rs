@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! banter-operator: reconciles `BanterRegistry` resources into a running,
 //! monitored pack registry.
 
