@@ -24,6 +24,8 @@ pub mod reasons {
     pub const REPLICAS_READY: &str = "ReplicasReady";
     /// Not all registry replicas are ready.
     pub const REPLICAS_NOT_READY: &str = "ReplicasNotReady";
+    /// The Secret named by spec.auth does not exist.
+    pub const AUTH_SECRET_MISSING: &str = "AuthSecretMissing";
     /// No monitoring was requested.
     pub const NOT_REQUESTED: &str = "NotRequested";
     /// Requested monitoring objects are applied.

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use banter_api::{Backend, BanterRegistry};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
@@ -200,6 +201,14 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     };
     let desired = children::desired(&input)?;
     let observed = observe(&ctx.client, &ns, &name, served).await?;
+    let auth_missing = match &reg.spec.auth {
+        Some(auth) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&auth.secret_name)
+            .await?
+            .is_none()
+            .then(|| auth.secret_name.clone()),
+        None => None,
+    };
 
     for child in &desired {
         apply_child(
@@ -213,7 +222,16 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     }
     prune(ctx, reg, &ns, &desired, &observed).await?;
 
-    let st = status::compute(reg, &observed, served, children::endpoint(&input)?, &now);
+    let st = status::compute(
+        reg,
+        &observed,
+        &status::Findings {
+            service_monitor_served: served,
+            missing_auth_secret: auth_missing,
+        },
+        children::endpoint(&input)?,
+        &now,
+    );
     status::write_if_changed(&api, reg, &st).await?;
     record_conditions(ctx, reg, &st);
     Ok(Action::requeue(RESYNC))

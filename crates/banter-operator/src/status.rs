@@ -23,14 +23,24 @@ fn int_at(v: Option<&Value>, pointer: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// What the reconciler found out besides the children themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// monitoring.coreos.com/v1 ServiceMonitor is served.
+    pub service_monitor_served: bool,
+    /// The Secret named by `spec.auth.secretName`, when it does not exist.
+    pub missing_auth_secret: Option<String>,
+}
+
 /// Status for a valid spec, from what was observed before this reconcile's writes.
 pub fn compute(
     registry: &BanterRegistry,
     observed: &Observed,
-    service_monitor_served: bool,
+    findings: &Findings,
     endpoint: String,
     now: &Time,
 ) -> BanterRegistryStatus {
+    let service_monitor_served = findings.service_monitor_served;
     let name = registry.metadata.name.clone().unwrap_or_default();
     let spec = &registry.spec;
     let previous = registry.status.clone().unwrap_or_default();
@@ -86,7 +96,16 @@ pub fn compute(
     let deployment = observed.get(&(ChildKind::Deployment, names::registry(&name)));
     let ready_replicas = int_at(deployment, "/status/readyReplicas");
     let ready_replicas = i32::try_from(ready_replicas).unwrap_or(i32::MAX);
-    let registry_cond = if ready_replicas >= spec.replicas {
+    let registry_cond = if let Some(secret) = &findings.missing_auth_secret {
+        ConditionUpdate::new(
+            ConditionType::RegistryReady,
+            false,
+            reasons::AUTH_SECRET_MISSING,
+            format!(
+                "Secret {secret} named by spec.auth.secretName does not exist; create it with the publish tokens under key `tokens`"
+            ),
+        )
+    } else if ready_replicas >= spec.replicas {
         ConditionUpdate::new(
             ConditionType::RegistryReady,
             true,

@@ -368,7 +368,30 @@ fn endpoint(reg: &BanterRegistry) -> String {
 }
 
 fn expected_status(reg: &BanterRegistry, observed: &[Value], served: bool) -> BanterRegistryStatus {
-    status::compute(reg, &observed_map(observed), served, endpoint(reg), &now())
+    let findings = status::Findings {
+        service_monitor_served: served,
+        missing_auth_secret: None,
+    };
+    status::compute(
+        reg,
+        &observed_map(observed),
+        &findings,
+        endpoint(reg),
+        &now(),
+    )
+}
+
+fn auth_secret(found: bool) -> Exp {
+    let mut e = exp(
+        Method::GET,
+        format!("{}/mine", collection(ChildKind::Secret)),
+    );
+    if found {
+        e.response = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mine", "namespace": NS}, "data": {"tokens": "dA=="}});
+    } else {
+        e = failure(e, 404, "NotFound");
+    }
+    e
 }
 
 fn condition<'a>(
@@ -458,13 +481,16 @@ fn with_status_of(
 async fn steady_state_sends_zero_writes() {
     for spec in [
         json!({}),
-        json!({"replicas": 3, "storage": {"backend": "redis"}, "monitoring": {"serviceMonitor": {"enabled": true}, "grafanaDashboard": {"enabled": true}}}),
+        json!({"replicas": 3, "auth": {"secretName": "mine"}, "storage": {"backend": "redis"}, "monitoring": {"serviceMonitor": {"enabled": true}, "grafanaDashboard": {"enabled": true}}}),
     ] {
         let reg = registry(spec);
         let observed = steady(&reg, true);
         let reg = with_status(reg, &observed, true);
         let mut exps = vec![discovery(true)];
         exps.extend(lists(&observed, true));
+        if reg.spec.auth.is_some() {
+            exps.push(auth_secret(true));
+        }
         // Nothing else: no PATCH, no POST, no DELETE, no status write.
         let h = Harness::new(exps);
         assert_eq!(
@@ -805,4 +831,39 @@ async fn invalid_spec_reports_condition_and_waits_for_a_change() {
     let h = Harness::new(vec![]);
     assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
     assert!(h.finish().await.is_empty());
+}
+
+#[tokio::test]
+async fn missing_auth_secret_is_reported() {
+    let reg = registry(json!({"auth": {"secretName": "mine"}}));
+    let observed = steady(&reg, false);
+    let reg = with_status(reg, &observed, false);
+    let mut exps = vec![discovery(false)];
+    exps.extend(lists(&observed, false));
+    exps.push(auth_secret(false));
+    let findings = status::Findings {
+        service_monitor_served: false,
+        missing_auth_secret: Some("mine".into()),
+    };
+    let st = status::compute(
+        &reg,
+        &observed_map(&observed),
+        &findings,
+        endpoint(&reg),
+        &now(),
+    );
+    let cond = condition(&st, "RegistryReady");
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("False", "AuthSecretMissing")
+    );
+    assert!(cond.message.contains("Secret mine"));
+    assert_eq!(condition(&st, "Ready").status, "False");
+    exps.push(status_apply(&st));
+    let h = Harness::new(exps);
+    assert_eq!(
+        h.reconcile(&reg).await.expect("ok"),
+        Action::requeue(RESYNC)
+    );
+    h.finish().await;
 }
