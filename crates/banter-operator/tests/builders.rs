@@ -96,9 +96,11 @@ fn sqlite_children_and_order() {
     let d = deployment(&c);
     let spec = d.spec.clone().expect("spec");
     assert_eq!(spec.replicas, Some(1));
-    assert_eq!(
-        spec.strategy.and_then(|s| s.type_).as_deref(),
-        Some("Recreate")
+    let strategy = spec.strategy.expect("strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("Recreate"));
+    assert!(
+        strategy.rolling_update.is_none(),
+        "rollingUpdate is invalid with Recreate"
     );
     let pod = pod_spec(&d);
     let vols: Vec<_> = pod
@@ -204,13 +206,15 @@ fn redis_children_config_and_statefulset() {
     assert_eq!(claim_labels["app.kubernetes.io/component"], "redis-data");
 
     let d = deployment(&c);
+    let strategy = d.spec.clone().and_then(|s| s.strategy).expect("strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    // Spelled out so a later switch to Recreate can drop it (server-side apply).
+    let rolling = strategy
+        .rolling_update
+        .expect("rollingUpdate owned by the operator");
     assert_eq!(
-        d.spec
-            .clone()
-            .and_then(|s| s.strategy)
-            .and_then(|s| s.type_)
-            .as_deref(),
-        Some("RollingUpdate")
+        rolling.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
     );
     let vols: Vec<_> = pod_spec(&d)
         .volumes

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use banter_api::Backend;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvFromSource, HTTPGetAction, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
@@ -112,12 +114,7 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
                 match_labels: Some(selector),
                 ..LabelSelector::default()
             },
-            // SQLite: the old pod must release the RWO volume and the
-            // database lock before the new one starts.
-            strategy: Some(DeploymentStrategy {
-                type_: Some(if sqlite { "Recreate" } else { "RollingUpdate" }.into()),
-                ..DeploymentStrategy::default()
-            }),
+            strategy: Some(strategy(sqlite)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels::labels(name, Component::Registry)),
@@ -140,6 +137,28 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
         }),
         ..Deployment::default()
     })
+}
+
+/// SQLite: `Recreate`, the old pod must release the RWO volume and the
+/// database lock before the new one starts. Redis: a surge rollout that never
+/// goes below the wanted replicas. `rollingUpdate` is always spelled out so
+/// this field manager owns it: server-side apply then removes it on a switch
+/// to `Recreate` (a server-defaulted one would make that update invalid).
+fn strategy(sqlite: bool) -> DeploymentStrategy {
+    if sqlite {
+        DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            rolling_update: None,
+        }
+    } else {
+        DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::Int(1)),
+                max_unavailable: Some(IntOrString::Int(0)),
+            }),
+        }
+    }
 }
 
 fn http_probe(path: &str, period: i32, failure_threshold: i32) -> Probe {
