@@ -140,7 +140,15 @@ impl ServiceType {
 }
 
 /// Storage backend selection and its settings.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+///
+/// The Redis volume claim template of a StatefulSet cannot change, and a
+/// PVC's storage class cannot either: while a backend stays the same, those
+/// fields are immutable (switching backend is allowed).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = kube::core::Rule::new("self.backend != 'redis' || oldSelf.backend != 'redis' || (self.redis.size == oldSelf.redis.size && (has(self.redis.storageClassName) ? self.redis.storageClassName : '') == (has(oldSelf.redis.storageClassName) ? oldSelf.redis.storageClassName : ''))").message("spec.storage.redis.size and storageClassName cannot change while the backend stays redis (the StatefulSet volume claim template is immutable)").reason(kube::core::Reason::FieldValueForbidden),
+    validation = kube::core::Rule::new("self.backend != 'sqlite' || oldSelf.backend != 'sqlite' || (has(self.sqlite.storageClassName) ? self.sqlite.storageClassName : '') == (has(oldSelf.sqlite.storageClassName) ? oldSelf.sqlite.storageClassName : '')").message("spec.storage.sqlite.storageClassName cannot change while the backend stays sqlite (a PVC's storage class is immutable)").reason(kube::core::Reason::FieldValueForbidden)
+)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// Which backend stores the packs: `sqlite` (embedded, one replica) or

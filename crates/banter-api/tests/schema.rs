@@ -134,3 +134,39 @@ fn enums_bounds_and_columns() {
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(crd.spec.group, "banterpacks.io");
 }
+
+#[test]
+fn storage_fields_that_kubernetes_cannot_change_are_immutable_per_backend() {
+    let redis_1g = registry(spec("storage: {backend: redis, redis: {size: 1Gi}}"));
+    let redis_5g = registry(spec("storage: {backend: redis, redis: {size: 5Gi}}"));
+    let err =
+        kube::core::cel::validate_cel_update(&redis_5g, &redis_1g).expect_err("resize refused");
+    assert!(
+        format!("{err:?}").contains("volume claim template is immutable"),
+        "{err:?}"
+    );
+
+    // Switching backend, or editing the other backend's settings, is fine.
+    let sqlite_5g = registry(spec("storage: {backend: sqlite, redis: {size: 5Gi}}"));
+    let sqlite_1g = registry(spec("storage: {backend: sqlite, redis: {size: 1Gi}}"));
+    kube::core::cel::validate_cel_update(&sqlite_5g, &redis_1g).expect("switch to sqlite");
+    kube::core::cel::validate_cel_update(&sqlite_5g, &sqlite_1g)
+        .expect("redis settings while on sqlite");
+    kube::core::cel::validate_cel_update(&redis_5g, &sqlite_1g).expect("switch to redis");
+
+    let fast = registry(spec(
+        "storage: {backend: sqlite, sqlite: {storageClassName: fast}}",
+    ));
+    let slow = registry(spec(
+        "storage: {backend: sqlite, sqlite: {storageClassName: slow}}",
+    ));
+    let default_class = registry(spec("storage: {backend: sqlite}"));
+    let err = kube::core::cel::validate_cel_update(&fast, &slow).expect_err("class change refused");
+    assert!(
+        format!("{err:?}").contains("storage class is immutable"),
+        "{err:?}"
+    );
+    kube::core::cel::validate_cel_update(&fast, &default_class)
+        .expect_err("setting a class later is a change too");
+    kube::core::cel::validate_cel_update(&fast, &fast).expect("unchanged");
+}
