@@ -28,11 +28,19 @@ fn applied_hash(v: &Value) -> Option<&str> {
 
 /// Whether `desired` must be applied over `observed` (absent: yes). The
 /// applied-hash annotation catches fields removed from the desired object,
-/// the subset check catches changes made by someone else.
+/// the subset check catches changes made by someone else. `apiVersion` and
+/// `kind` are left out: items of a LIST of built-in kinds do not carry them.
 pub fn needs_apply(desired: &Value, observed: Option<&Value>) -> bool {
-    match observed {
-        None => true,
-        Some(o) => applied_hash(desired) != applied_hash(o) || !is_subset(desired, o),
+    let Some(o) = observed else { return true };
+    if applied_hash(desired) != applied_hash(o) {
+        return true;
+    }
+    match desired.as_object() {
+        Some(fields) => !fields
+            .iter()
+            .filter(|(k, _)| *k != "apiVersion" && *k != "kind")
+            .all(|(k, dv)| o.get(k).is_some_and(|ov| is_subset(dv, ov))),
+        None => !is_subset(desired, o),
     }
 }
 
@@ -60,5 +68,14 @@ mod tests {
         assert!(needs_apply(&desired, Some(&observed)));
         assert!(!needs_apply(&desired, Some(&desired)));
         assert!(needs_apply(&desired, None));
+    }
+
+    #[test]
+    fn list_items_without_type_meta_are_not_drift() {
+        let desired = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}});
+        let item = json!({"metadata": {"name": "a", "uid": "u"}, "data": {"k": "v"}});
+        assert!(!needs_apply(&desired, Some(&item)));
+        let changed = json!({"metadata": {"name": "a"}, "data": {"k": "w"}});
+        assert!(needs_apply(&desired, Some(&changed)));
     }
 }

@@ -103,11 +103,22 @@ fn lists(observed: &[Value], served: bool) -> Vec<Exp> {
         .into_iter()
         .filter(|k| served || *k != ChildKind::ServiceMonitor)
         .map(|k| {
-            let kind = k.api_resource().kind;
+            let ar = k.api_resource();
             let items: Vec<Value> = observed
                 .iter()
-                .filter(|o| o["kind"] == kind.as_str())
-                .cloned()
+                .filter(|o| o["kind"] == ar.kind.as_str())
+                .map(|o| {
+                    // Like a real API server: items of a LIST of built-in
+                    // kinds carry no apiVersion/kind (custom resources do).
+                    let mut item = o.clone();
+                    if !ar.group.contains('.')
+                        && let Some(m) = item.as_object_mut()
+                    {
+                        m.remove("apiVersion");
+                        m.remove("kind");
+                    }
+                    item
+                })
                 .collect();
             list(k, &items)
         })
