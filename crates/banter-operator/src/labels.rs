@@ -23,6 +23,10 @@ pub mod keys {
     pub const PART_OF: &str = "app.kubernetes.io/part-of";
 }
 
+/// Label on every data volume naming the backend it holds (`sqlite` or
+/// `redis`); not part of any selector, so the StatefulSet controller keeps it.
+pub const DATA_LABEL: &str = "banterpacks.io/data";
+
 /// The component a child belongs to; also its `app.kubernetes.io/component`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Component {
@@ -36,8 +40,6 @@ pub enum Component {
     SqliteData,
     /// Redis StatefulSet and its headless Service.
     Redis,
-    /// PVCs created from the Redis volume claim template.
-    RedisData,
     /// Grafana dashboard ConfigMap.
     Dashboard,
 }
@@ -51,7 +53,6 @@ impl Component {
             Self::Tokens => "tokens",
             Self::SqliteData => "sqlite-data",
             Self::Redis => "redis",
-            Self::RedisData => "redis-data",
             Self::Dashboard => "dashboard",
         }
     }
@@ -64,7 +65,6 @@ impl Component {
             Self::Tokens,
             Self::SqliteData,
             Self::Redis,
-            Self::RedisData,
             Self::Dashboard,
         ]
         .into_iter()

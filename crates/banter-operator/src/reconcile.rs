@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::children::{self, BuildInput, Child, ChildKind};
 use crate::events::EventSink;
-use crate::labels::{self, Component, keys};
+use crate::labels;
 use crate::metrics::Metrics;
 use crate::settings::{FIELD_MANAGER, FINALIZER};
 use crate::status::{self, Observed};
@@ -164,11 +164,21 @@ async fn observe(
     Ok(observed)
 }
 
-fn component_of(obj: &Value) -> Option<Component> {
-    obj.pointer("/metadata/labels")
-        .and_then(|l| l.get(keys::COMPONENT))
-        .and_then(Value::as_str)
-        .and_then(Component::parse)
+/// Whether a labelled PVC that is not a desired child may be deleted. Only
+/// data volumes of the other backend, and only without retainOnDelete; the
+/// backend is read from the `banterpacks.io/data` label because the
+/// StatefulSet controller overwrites claim labels with its selector's.
+fn prunable_volume(obj: &Value, backend: Backend, retain: bool) -> bool {
+    let data = obj
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(labels::DATA_LABEL))
+        .and_then(Value::as_str);
+    match data {
+        Some(b) if b == backend.as_str() => false,
+        Some(_) => !retain,
+        // Not recognisably ours: never delete data.
+        None => false,
+    }
 }
 
 async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
@@ -315,16 +325,15 @@ async fn prune(
         if wanted.contains(&(*kind, name.as_str())) {
             continue;
         }
-        let component = component_of(obj);
-        match (kind, component) {
-            (ChildKind::Secret, _) => continue,
-            (ChildKind::PersistentVolumeClaim, Some(Component::RedisData))
-                if backend == Backend::Redis =>
-            {
-                continue;
+        let keep = match kind {
+            ChildKind::Secret => true,
+            ChildKind::PersistentVolumeClaim => {
+                !prunable_volume(obj, backend, reg.spec.storage.retain_on_delete)
             }
-            (ChildKind::PersistentVolumeClaim, _) if reg.spec.storage.retain_on_delete => continue,
-            _ => {}
+            _ => false,
+        };
+        if keep {
+            continue;
         }
         dynamic_api(&ctx.client, ns, *kind)
             .delete(name, &DeleteParams::background())

@@ -152,6 +152,10 @@ fn sqlite_children_and_order() {
         pvc.object.pointer("/spec/resources/requests/storage"),
         Some(&Value::from("1Gi"))
     );
+    assert_eq!(
+        pvc.object.pointer("/metadata/labels/banterpacks.io~1data"),
+        Some(&Value::from("sqlite"))
+    );
 }
 
 #[test]
@@ -203,7 +207,8 @@ fn redis_children_config_and_statefulset() {
     let claims = spec.volume_claim_templates.expect("claim template");
     assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
     let claim_labels = claims[0].metadata.labels.clone().expect("labels");
-    assert_eq!(claim_labels["app.kubernetes.io/component"], "redis-data");
+    assert_eq!(claim_labels["banterpacks.io/data"], "redis");
+    assert_eq!(claim_labels["app.kubernetes.io/instance"], "packs");
 
     let d = deployment(&c);
     let strategy = d.spec.clone().and_then(|s| s.strategy).expect("strategy");

@@ -599,12 +599,7 @@ async fn switching_redis_to_sqlite_prunes_redis_children_and_unretained_data() {
     let old =
         registry(json!({"replicas": 3, "storage": {"backend": "redis", "retainOnDelete": false}}));
     let mut observed = steady(&old, false);
-    // The PVC the StatefulSet created from its claim template.
-    observed.push(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
-        "name": "data-packs-redis-0", "namespace": NS, "labels": {
-            "app.kubernetes.io/name": "banter-registry", "app.kubernetes.io/instance": NAME,
-            "app.kubernetes.io/component": "redis-data", "app.kubernetes.io/managed-by": "banter-operator",
-            "app.kubernetes.io/part-of": "banterpacks"}}, "status": {"phase": "Bound"}}));
+    observed.push(redis_claim_pvc());
     let reg = with_status_of(
         registry(json!({"storage": {"backend": "sqlite", "retainOnDelete": false}})),
         &old,
@@ -877,4 +872,28 @@ async fn missing_auth_secret_is_reported() {
         Action::requeue(RESYNC)
     );
     h.finish().await;
+}
+
+/// The PVC the StatefulSet creates from its claim template: template labels,
+/// overwritten by the StatefulSet selector's (component becomes `redis`).
+fn redis_claim_pvc() -> Value {
+    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
+        "name": "data-packs-redis-0", "namespace": NS, "labels": {
+            "app.kubernetes.io/name": "banter-registry", "app.kubernetes.io/instance": NAME,
+            "app.kubernetes.io/component": "redis", "banterpacks.io/data": "redis",
+            "app.kubernetes.io/managed-by": "banter-operator", "app.kubernetes.io/part-of": "banterpacks"}},
+        "status": {"phase": "Bound"}})
+}
+
+#[tokio::test]
+async fn redis_volume_of_the_current_backend_is_never_pruned() {
+    let reg = registry(json!({"storage": {"backend": "redis", "retainOnDelete": false}}));
+    let mut observed = steady(&reg, false);
+    observed.push(redis_claim_pvc());
+    let reg = with_status(reg, &observed, false);
+    let mut exps = vec![discovery(false)];
+    exps.extend(lists(&observed, false));
+    let h = Harness::new(exps);
+    h.reconcile(&reg).await.expect("ok");
+    assert!(h.finish().await.is_empty(), "no delete, no write");
 }

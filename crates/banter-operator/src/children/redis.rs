@@ -117,12 +117,15 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> Result<StatefulSet, Error> {
         ]),
         ..Container::default()
     };
-    // Claim-template PVCs are labelled as data so pruning and deletion can
-    // find them; they are not owned by the registry directly.
+    // Claim-template PVCs carry the instance labels and the data label so
+    // pruning and deletion find them; they are owned by the StatefulSet's
+    // retention policy, not by the registry.
+    let mut claim_labels = labels::labels(name, Component::Redis);
+    claim_labels.insert(labels::DATA_LABEL.into(), "redis".into());
     let claim = PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some("data".into()),
-            labels: Some(labels::labels(name, Component::RedisData)),
+            labels: Some(claim_labels),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
