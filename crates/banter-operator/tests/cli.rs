@@ -79,3 +79,27 @@ fn render_with_image_overrides_and_invalid_input() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("spec.replicas must be 1"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn render_reads_standard_input() {
+    use std::io::Write as _;
+    let mut child = Command::new(BIN)
+        .args(["render", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"apiVersion: banterpacks.io/v1alpha1\nkind: BanterRegistry\nmetadata: {name: s, namespace: n}\nspec: {}\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("name: s-config") && text.contains("namespace: n"),
+        "{text}"
+    );
+}

@@ -897,3 +897,42 @@ async fn redis_volume_of_the_current_backend_is_never_pruned() {
     h.reconcile(&reg).await.expect("ok");
     assert!(h.finish().await.is_empty(), "no delete, no write");
 }
+
+#[tokio::test]
+async fn scaling_down_and_disabling_the_dashboard_prune_pdb_and_configmap() {
+    let old = registry(json!({"replicas": 3, "storage": {"backend": "redis"},
+        "monitoring": {"grafanaDashboard": {"enabled": true}}}));
+    let observed = steady(&old, false);
+    let reg = with_status_of(
+        registry(json!({"replicas": 1, "storage": {"backend": "redis"}})),
+        &old,
+        &observed,
+        false,
+    );
+    let children = desired(&reg, false);
+    let deployment = children
+        .iter()
+        .find(|c| c.kind == ChildKind::Deployment)
+        .expect("deployment");
+    let mut exps = vec![discovery(false)];
+    exps.extend(lists(&observed, false));
+    exps.push(apply(deployment));
+    exps.push(delete(ChildKind::ConfigMap, "packs-dashboards"));
+    exps.push(delete(ChildKind::PodDisruptionBudget, "packs"));
+    exps.push(status_apply(&expected_status(&reg, &observed, false)));
+    let h = Harness::new(exps);
+    h.reconcile(&reg).await.expect("ok");
+    let events = h.finish().await;
+    let pruned: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason == "Pruned")
+        .map(|e| e.note.as_str())
+        .collect();
+    assert_eq!(
+        pruned,
+        [
+            "deleted ConfigMap packs-dashboards, no longer needed",
+            "deleted PodDisruptionBudget packs, no longer needed"
+        ]
+    );
+}
