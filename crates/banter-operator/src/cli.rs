@@ -67,4 +67,16 @@ pub struct RunArgs {
     /// Redis image used when a BanterRegistry names none.
     #[arg(long, default_value = DEFAULT_REDIS_IMAGE)]
     pub redis_image: String,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format of `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }

@@ -16,7 +16,7 @@ use kube::{Api, Client, Resource};
 
 use crate::Settings;
 use crate::children::ChildKind;
-use crate::cli::RunArgs;
+use crate::cli::{LogFormat, RunArgs};
 use crate::events::EventSink;
 use crate::labels;
 use crate::leader::LeaderElector;
@@ -41,12 +41,15 @@ pub fn trigger_hash(reg: &BanterRegistry) -> Option<u64> {
 
 /// Runs the operator until a controller stops or leadership is lost.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
     let client = Client::try_default()
         .await
         .context("building the Kubernetes client")?;
@@ -108,7 +111,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|ns| controller(client.clone(), ns, ctx.clone(), served)),
     );
-    metrics.set_ready(true);
+    // Ready once the API server has answered (and, with leader election,
+    // once this replica leads: we only get here then).
+    {
+        let client = client.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            while client.apiserver_version().await.is_err() {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            metrics.set_ready(true);
+        });
+    }
 
     tokio::select! {
         _ = controllers => tracing::info!("controllers stopped"),
