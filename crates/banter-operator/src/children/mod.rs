@@ -135,9 +135,10 @@ impl Child {
     fn with_hash(
         kind: ChildKind,
         name: String,
-        mut object: serde_json::Value,
+        object: serde_json::Value,
         create_only: bool,
     ) -> Self {
+        let mut object = canonical(object);
         let hash = sha256_hex(object.to_string().as_bytes());
         if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
             let annotations = meta
@@ -290,6 +291,28 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     }
     out.sort_by_key(|c| c.kind);
     Ok(out)
+}
+
+/// `value` with every object's keys in sorted order, so hashes and rendered
+/// YAML do not depend on serde_json's `preserve_order` feature being enabled
+/// somewhere else in the build.
+pub fn canonical(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(canonical).collect())
+        }
+        other => other,
+    }
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
