@@ -150,7 +150,8 @@ where
     }
 }
 
-async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>, served: bool) {
+/// One controller for `ns` (all namespaces when `None`), until shutdown.
+pub async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>, served: bool) {
     let ns = ns.as_deref();
     let registries: Api<BanterRegistry> = api_for(&client, ns);
     let owned = watcher::Config::default().labels(&format!(
