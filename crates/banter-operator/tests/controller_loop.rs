@@ -200,5 +200,28 @@ async fn controller_reconciles_and_ignores_its_own_status_writes() {
         after_spec.contains(&"GET /apis/monitoring.coreos.com/v1".to_string()),
         "spec change must reconcile: {after_spec:?}"
     );
+
+    // A change to an owned child (e.g. its Deployment's status) re-reconciles the owner.
+    let deployments = watches
+        .lock()
+        .expect("watches")
+        .get("/apis/apps/v1/namespaces/banter/deployments")
+        .cloned()
+        .expect("owned deployment watch open");
+    let child = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "packs", "namespace": "banter", "resourceVersion": "200",
+            "labels": {"app.kubernetes.io/managed-by": "banter-operator"},
+            "ownerReferences": [{"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry",
+                "name": "packs", "uid": "u-1", "controller": true}]},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {}},
+        "status": {"readyReplicas": 1}});
+    deployments
+        .unbounded_send(watch_event("MODIFIED", &child))
+        .expect("push");
+    let after_child = drain(&mut log, Duration::from_secs(2)).await;
+    assert!(
+        after_child.contains(&"GET /apis/monitoring.coreos.com/v1".to_string()),
+        "owned child change must reconcile the owner: {after_child:?}"
+    );
     task.abort();
 }
