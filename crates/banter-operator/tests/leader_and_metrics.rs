@@ -190,3 +190,35 @@ async fn metrics_and_health_endpoints() {
     m.set_ready(true);
     assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn the_leader_steps_down_when_another_replica_holds_the_lease() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    // First renewal succeeds, then another replica shows up as holder.
+    let task = tokio::spawn(serve(
+        handle,
+        vec![
+            (Method::GET, LEASE_PATH, 200, lease("me", Timestamp::now())),
+            (Method::PUT, LEASE_PATH, 200, lease("me", Timestamp::now())),
+            (
+                Method::GET,
+                LEASE_PATH,
+                200,
+                lease("other", Timestamp::now()),
+            ),
+        ],
+    ));
+    {
+        let elector = LeaderElector::new(
+            Client::new(svc, "ops"),
+            "ops",
+            "banter-operator-leader",
+            "me",
+            Duration::from_secs(1),
+        );
+        tokio::time::timeout(Duration::from_secs(5), elector.hold())
+            .await
+            .expect("hold returns once leadership is lost");
+    }
+    task.await.expect("scenario");
+}
