@@ -5,6 +5,8 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 DEMO_PACKS := crates/banter-registry/demo
 
+include mk/operator.mk
+
 .PHONY: run test deps build fmt lint docs
 
 ## run: the registry on embedded SQLite in ./data, seeded with the demo packs, on http://127.0.0.1:8080

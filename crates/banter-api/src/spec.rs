@@ -1,0 +1,371 @@
+//! `spec` of a `BanterRegistry`: what the user asks for.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::BanterRegistryStatus;
+
+/// A pack registry for banter packs, reconciled by banter-operator into a
+/// Deployment, its storage backend, a Service and optional monitoring.
+// Several `printcolumn(...)` entries share keys; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "banterpacks.io",
+    version = "v1alpha1",
+    kind = "BanterRegistry",
+    plural = "banterregistries",
+    shortname = "breg",
+    category = "banterpacks",
+    doc = "A Banter pack registry managed by banter-operator: storage backend (SQLite or Redis), registry Deployment and Service, optional ServiceMonitor and Grafana dashboard.",
+    namespaced,
+    status = "BanterRegistryStatus",
+    printcolumn(
+        name = "Backend",
+        type_ = "string",
+        json_path = ".spec.storage.backend",
+        description = "Storage backend"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "Registry pods ready"
+    ),
+    printcolumn(
+        name = "Endpoint",
+        type_ = "string",
+        json_path = ".status.endpoint",
+        description = "In-cluster URL of the registry"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = kube::core::Rule::new("self.storage.backend != 'sqlite' || self.replicas <= 1").message(crate::SQLITE_REPLICAS_MESSAGE).reason(kube::core::Reason::FieldValueInvalid).field_path(".replicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct BanterRegistrySpec {
+    /// Number of registry pods. The sqlite backend supports exactly 1; use
+    /// the redis backend for more.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 50))]
+    pub replicas: i32,
+
+    /// Registry container image. Defaults to the image the operator was
+    /// started with (`--registry-image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// Compute resources (requests and limits) of the registry container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// How the registry is exposed inside (or outside) the cluster.
+    #[serde(default)]
+    pub service: ServiceSpec,
+
+    /// Where packs are stored.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// Publish tokens. When absent, the operator generates a Secret named
+    /// `<name>-tokens` once and never overwrites it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
+    /// Prometheus ServiceMonitor and Grafana dashboard.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// The Service in front of the registry pods.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Kubernetes Service type.
+    #[serde(default, rename = "type")]
+    pub type_: ServiceType,
+
+    /// Port the Service listens on (the pods always listen on 8080).
+    #[serde(default = "default_service_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+impl Default for ServiceSpec {
+    fn default() -> Self {
+        Self {
+            type_: ServiceType::default(),
+            port: default_service_port(),
+        }
+    }
+}
+
+fn default_service_port() -> i32 {
+    80
+}
+
+/// Kubernetes Service type of the registry Service.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only.
+    #[default]
+    ClusterIP,
+    /// Also exposed on a port of every node.
+    NodePort,
+    /// Also exposed through a cloud load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The spelling Kubernetes uses in `Service.spec.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIP => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// Storage backend selection and its settings.
+///
+/// The Redis volume claim template of a StatefulSet cannot change, and a
+/// PVC's storage class cannot either: while a backend stays the same, those
+/// fields are immutable (switching backend is allowed).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = kube::core::Rule::new("self.backend != 'redis' || oldSelf.backend != 'redis' || (self.redis.size == oldSelf.redis.size && (has(self.redis.storageClassName) ? self.redis.storageClassName : '') == (has(oldSelf.redis.storageClassName) ? oldSelf.redis.storageClassName : ''))").message("spec.storage.redis.size and storageClassName cannot change while the backend stays redis (the StatefulSet volume claim template is immutable)").reason(kube::core::Reason::FieldValueForbidden),
+    validation = kube::core::Rule::new("self.backend != 'sqlite' || oldSelf.backend != 'sqlite' || (has(self.sqlite.storageClassName) ? self.sqlite.storageClassName : '') == (has(oldSelf.sqlite.storageClassName) ? oldSelf.sqlite.storageClassName : '')").message("spec.storage.sqlite.storageClassName cannot change while the backend stays sqlite (a PVC's storage class is immutable)").reason(kube::core::Reason::FieldValueForbidden)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Which backend stores the packs: `sqlite` (embedded, one replica) or
+    /// `redis` (shared, many replicas).
+    #[serde(default)]
+    pub backend: Backend,
+
+    /// Settings of the sqlite backend (ignored for redis).
+    #[serde(default)]
+    pub sqlite: SqliteSpec,
+
+    /// Settings of the redis backend (ignored for sqlite).
+    #[serde(default)]
+    pub redis: RedisSpec,
+
+    /// Keep the data volumes when the registry is deleted or switches
+    /// backend. Kept volumes lose their owner reference.
+    #[serde(default = "default_true")]
+    pub retain_on_delete: bool,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            backend: Backend::default(),
+            sqlite: SqliteSpec::default(),
+            redis: RedisSpec::default(),
+            retain_on_delete: true,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Storage backend of the registry.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded SQLite database on a PersistentVolumeClaim; one replica only.
+    #[default]
+    Sqlite,
+    /// A Redis StatefulSet managed by the operator; any number of replicas.
+    Redis,
+}
+
+impl Backend {
+    /// The spelling used in the spec and in `BANTER_REGISTRY_BACKEND`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+/// Settings of the sqlite backend.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SqliteSpec {
+    /// Size of the PersistentVolumeClaim holding the database.
+    #[serde(default = "default_size")]
+    pub size: Quantity,
+
+    /// StorageClass of the PersistentVolumeClaim; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+impl Default for SqliteSpec {
+    fn default() -> Self {
+        Self {
+            size: default_size(),
+            storage_class_name: None,
+        }
+    }
+}
+
+fn default_size() -> Quantity {
+    Quantity("1Gi".to_string())
+}
+
+/// Settings of the redis backend.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSpec {
+    /// Size of the Redis data volume.
+    #[serde(default = "default_size")]
+    pub size: Quantity,
+
+    /// StorageClass of the Redis data volume; the cluster default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+
+    /// Redis container image. Defaults to the operator's `--redis-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+
+    /// Redis persistence settings.
+    #[serde(default)]
+    pub persistence: RedisPersistence,
+
+    /// Compute resources (requests and limits) of the Redis container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+impl Default for RedisSpec {
+    fn default() -> Self {
+        Self {
+            size: default_size(),
+            storage_class_name: None,
+            image: None,
+            persistence: RedisPersistence::default(),
+            resources: None,
+        }
+    }
+}
+
+/// Redis persistence settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisPersistence {
+    /// Append-only file persistence (`appendonly yes`, fsync every second).
+    /// Turning it off risks losing publishes on a Redis restart.
+    #[serde(default = "default_true")]
+    pub aof: bool,
+}
+
+impl Default for RedisPersistence {
+    fn default() -> Self {
+        Self { aof: true }
+    }
+}
+
+/// Where the publish tokens come from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Name of a Secret in the registry's namespace whose key `tokens` holds
+    /// one publish token per line. The operator never modifies it.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// Monitoring integrations.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Prometheus Operator ServiceMonitor scraping `/metrics`.
+    #[serde(default)]
+    pub service_monitor: ServiceMonitorSpec,
+
+    /// Grafana dashboard ConfigMap for the Grafana sidecar.
+    #[serde(default)]
+    pub grafana_dashboard: GrafanaDashboardSpec,
+}
+
+/// Prometheus Operator ServiceMonitor settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceMonitorSpec {
+    /// Create a ServiceMonitor (only when the monitoring.coreos.com/v1 CRD is
+    /// served; otherwise MonitoringReady reports ServiceMonitorCRDMissing).
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Scrape interval, a Prometheus duration such as `30s`.
+    #[serde(default = "default_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub interval: String,
+
+    /// Extra labels on the ServiceMonitor, typically what the Prometheus
+    /// `serviceMonitorSelector` matches.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for ServiceMonitorSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval: default_interval(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_interval() -> String {
+    "30s".to_string()
+}
+
+/// Grafana dashboard ConfigMap settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrafanaDashboardSpec {
+    /// Create a ConfigMap holding the registry dashboards.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Labels on the ConfigMap. When empty, `grafana_dashboard: "1"` (what
+    /// the Grafana sidecar looks for by default).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Grafana folder, set as the `grafana_folder` annotation read by the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+}
+
+impl BanterRegistrySpec {
+    /// Controller-side check of what the CEL rule also rejects, for API
+    /// servers that do not evaluate CEL and for `render`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.storage.backend == Backend::Sqlite && self.replicas > 1 {
+            return Err(crate::SQLITE_REPLICAS_MESSAGE.to_string());
+        }
+        if self.replicas < 0 {
+            return Err("spec.replicas must not be negative".to_string());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! The CRD schema: CEL rule, defaults, enums, bounds and documentation.
+
+use banter_api::{Backend, BanterRegistry, BanterRegistrySpec, SQLITE_REPLICAS_MESSAGE};
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+fn spec(yaml: &str) -> BanterRegistrySpec {
+    serde_norway::from_str(yaml).expect("spec parses")
+}
+
+fn registry(spec: BanterRegistrySpec) -> BanterRegistry {
+    BanterRegistry::new("packs", spec)
+}
+
+#[test]
+fn cel_rule_rejects_sqlite_with_more_than_one_replica() {
+    let bad = registry(spec("replicas: 3"));
+    let err = kube::core::cel::validate_cel(&bad).expect_err("sqlite with 3 replicas is rejected");
+    assert!(format!("{err:?}").contains("spec.replicas must be 1"), "{err:?}");
+    assert_eq!(bad.spec.validate(), Err(SQLITE_REPLICAS_MESSAGE.to_string()));
+
+    for ok in ["{}", "replicas: 1", "replicas: 3\nstorage: {backend: redis}"] {
+        let r = registry(spec(ok));
+        kube::core::cel::validate_cel(&r).unwrap_or_else(|e| panic!("{ok} must pass: {e:?}"));
+        assert_eq!(r.spec.validate(), Ok(()));
+    }
+}
+
+#[test]
+fn defaults_of_an_empty_spec() {
+    let s = spec("{}");
+    assert_eq!(s.replicas, 1);
+    assert_eq!(s.storage.backend, Backend::Sqlite);
+    assert!(s.storage.retain_on_delete);
+    assert!(s.storage.redis.persistence.aof);
+    assert_eq!(s.storage.sqlite.size.0, "1Gi");
+    assert_eq!(s.service.port, 80);
+    assert!(!s.monitoring.service_monitor.enabled);
+    assert_eq!(s.monitoring.service_monitor.interval, "30s");
+    assert!(s.auth.is_none());
+}
+
+fn schema() -> Value {
+    let crd = serde_json::to_value(BanterRegistry::crd()).expect("crd json");
+    crd.pointer("/spec/versions/0/schema/openAPIV3Schema")
+        .cloned()
+        .expect("schema")
+}
+
+/// Every property of the schema, recursively, has a description (kubectl explain).
+fn undocumented(v: &Value, path: &str, out: &mut Vec<String>) {
+    if let Some(props) = v.get("properties").and_then(Value::as_object) {
+        for (k, p) in props {
+            let here = format!("{path}.{k}");
+            // metadata and apiVersion/kind come from Kubernetes itself.
+            if ["apiVersion", "kind", "metadata"].contains(&k.as_str()) && path.is_empty() {
+                continue;
+            }
+            if p.get("description").is_none() {
+                out.push(here.clone());
+            }
+            undocumented(p, &here, out);
+        }
+    }
+    if let Some(items) = v.get("items") {
+        undocumented(items, &format!("{path}[]"), out);
+    }
+}
+
+#[test]
+fn every_field_is_documented() {
+    let mut missing = Vec::new();
+    undocumented(&schema(), "", &mut missing);
+    // Kubernetes' own types (ResourceRequirements internals) are documented
+    // upstream; ours must all be.
+    missing.retain(|p| !p.contains("resources.") && !p.contains("conditions[]"));
+    assert!(missing.is_empty(), "fields without a doc comment: {missing:?}");
+}
+
+#[test]
+fn enums_bounds_and_columns() {
+    let s = schema();
+    let backend = s
+        .pointer("/properties/spec/properties/storage/properties/backend/enum")
+        .expect("enum");
+    assert_eq!(backend, &serde_json::json!(["sqlite", "redis"]));
+    let svc_type = s
+        .pointer("/properties/spec/properties/service/properties/type/enum")
+        .expect("enum");
+    assert_eq!(svc_type, &serde_json::json!(["ClusterIP", "NodePort", "LoadBalancer"]));
+    let port = s
+        .pointer("/properties/spec/properties/service/properties/port")
+        .expect("port");
+    assert_eq!(port["minimum"].as_f64(), Some(1.0));
+    assert_eq!(port["maximum"].as_f64(), Some(65535.0));
+    let replicas = s.pointer("/properties/spec/properties/replicas").expect("replicas");
+    assert_eq!(replicas["minimum"].as_f64(), Some(0.0));
+
+    let crd = BanterRegistry::crd();
+    let version = &crd.spec.versions[0];
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(columns, ["Backend", "Ready", "Endpoint", "Age"]);
+    assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+    assert_eq!(crd.spec.scope, "Namespaced");
+    assert_eq!(crd.spec.group, "banterpacks.io");
+}
+
+#[test]
+fn storage_fields_that_kubernetes_cannot_change_are_immutable_per_backend() {
+    let redis_1g = registry(spec("storage: {backend: redis, redis: {size: 1Gi}}"));
+    let redis_5g = registry(spec("storage: {backend: redis, redis: {size: 5Gi}}"));
+    let err = kube::core::cel::validate_cel_update(&redis_5g, &redis_1g).expect_err("resize refused");
+    assert!(
+        format!("{err:?}").contains("volume claim template is immutable"),
+        "{err:?}"
+    );
+
+    // Switching backend, or editing the other backend's settings, is fine.
+    let sqlite_5g = registry(spec("storage: {backend: sqlite, redis: {size: 5Gi}}"));
+    let sqlite_1g = registry(spec("storage: {backend: sqlite, redis: {size: 1Gi}}"));
+    kube::core::cel::validate_cel_update(&sqlite_5g, &redis_1g).expect("switch to sqlite");
+    kube::core::cel::validate_cel_update(&sqlite_5g, &sqlite_1g).expect("redis settings while on sqlite");
+    kube::core::cel::validate_cel_update(&redis_5g, &sqlite_1g).expect("switch to redis");
+
+    let fast = registry(spec("storage: {backend: sqlite, sqlite: {storageClassName: fast}}"));
+    let slow = registry(spec("storage: {backend: sqlite, sqlite: {storageClassName: slow}}"));
+    let default_class = registry(spec("storage: {backend: sqlite}"));
+    let err = kube::core::cel::validate_cel_update(&fast, &slow).expect_err("class change refused");
+    assert!(format!("{err:?}").contains("storage class is immutable"), "{err:?}");
+    kube::core::cel::validate_cel_update(&fast, &default_class).expect_err("setting a class later is a change too");
+    kube::core::cel::validate_cel_update(&fast, &fast).expect("unchanged");
+}

@@ -1,0 +1,276 @@
+//! Builders of every object a `BanterRegistry` owns. Pure functions: the
+//! same code feeds `run` (server-side apply) and `render` (YAML output).
+
+mod configmap;
+mod dashboard;
+mod deployment;
+mod pdb;
+mod pvc;
+mod redis;
+mod secret;
+mod service;
+mod service_monitor;
+
+use std::collections::BTreeMap;
+
+use banter_api::{Backend, BanterRegistry};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use kube::core::{ApiResource, GroupVersionKind};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use configmap::{config_data, config_hash, configmap};
+pub use dashboard::dashboard_configmap;
+pub use deployment::deployment;
+pub use pdb::pdb;
+pub use pvc::sqlite_pvc;
+pub use redis::{redis_service, redis_statefulset, redis_url};
+pub use secret::{TOKEN_KEY, token_secret, token_secret_name};
+pub use service::{endpoint, service};
+pub use service_monitor::service_monitor;
+
+use crate::labels::{self, Component};
+use crate::{Error, Settings};
+
+/// Annotation on every child: hash of what the operator last applied, so a
+/// field removed from the desired object is noticed too.
+pub const APPLIED_HASH_ANNOTATION: &str = "banterpacks.io/applied-hash";
+/// Pod-template annotation: hash of the registry ConfigMap, rolls pods on change.
+pub const CONFIG_HASH_ANNOTATION: &str = "banterpacks.io/config-hash";
+
+/// Kinds of children the operator manages, in apply order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChildKind {
+    /// core/v1 ConfigMap.
+    ConfigMap,
+    /// core/v1 Secret.
+    Secret,
+    /// core/v1 PersistentVolumeClaim.
+    PersistentVolumeClaim,
+    /// core/v1 Service.
+    Service,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 Deployment.
+    Deployment,
+    /// policy/v1 PodDisruptionBudget.
+    PodDisruptionBudget,
+    /// monitoring.coreos.com/v1 ServiceMonitor.
+    ServiceMonitor,
+}
+
+impl ChildKind {
+    /// Every kind, in apply order.
+    pub const ALL: [ChildKind; 8] = [
+        Self::ConfigMap,
+        Self::Secret,
+        Self::PersistentVolumeClaim,
+        Self::Service,
+        Self::StatefulSet,
+        Self::Deployment,
+        Self::PodDisruptionBudget,
+        Self::ServiceMonitor,
+    ];
+
+    /// Group, version, kind and plural of this kind.
+    pub fn api_resource(self) -> ApiResource {
+        let (group, version, kind, plural) = match self {
+            Self::ConfigMap => ("", "v1", "ConfigMap", "configmaps"),
+            Self::Secret => ("", "v1", "Secret", "secrets"),
+            Self::PersistentVolumeClaim => ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+            Self::Service => ("", "v1", "Service", "services"),
+            Self::StatefulSet => ("apps", "v1", "StatefulSet", "statefulsets"),
+            Self::Deployment => ("apps", "v1", "Deployment", "deployments"),
+            Self::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+            Self::ServiceMonitor => ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
+        };
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    }
+}
+
+/// One desired child object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Child {
+    /// Its kind.
+    pub kind: ChildKind,
+    /// Its name (namespace is the registry's).
+    pub name: String,
+    /// The full object as it is applied, `apiVersion` and `kind` included.
+    pub object: serde_json::Value,
+    /// Created once and never updated (the generated token Secret).
+    pub create_only: bool,
+}
+
+impl Child {
+    fn new<K>(kind: ChildKind, obj: &K) -> Result<Self, Error>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let name = obj.meta().name.clone().ok_or(Error::MissingMetadata("metadata.name"))?;
+        let mut object = serde_json::to_value(obj)?;
+        if let Some(map) = object.as_object_mut() {
+            map.insert("apiVersion".into(), K::api_version(&()).into());
+            map.insert("kind".into(), K::kind(&()).into());
+        }
+        Ok(Self::with_hash(kind, name, object, false))
+    }
+
+    fn with_hash(kind: ChildKind, name: String, object: serde_json::Value, create_only: bool) -> Self {
+        let mut object = canonical(object);
+        let hash = sha256_hex(object.to_string().as_bytes());
+        if let Some(meta) = object.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            let annotations = meta
+                .entry("annotations")
+                .or_insert_with(|| serde_json::Value::Object(Default::default()));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(APPLIED_HASH_ANNOTATION.into(), hash[..16].to_string().into());
+            }
+        }
+        Self {
+            kind,
+            name,
+            object,
+            create_only,
+        }
+    }
+}
+
+/// Everything the builders need besides the resource itself.
+#[derive(Clone, Debug)]
+pub struct BuildInput<'a> {
+    /// The registry being reconciled (needs name, namespace and uid).
+    pub registry: &'a BanterRegistry,
+    /// Operator settings (default images).
+    pub settings: &'a Settings,
+    /// Whether monitoring.coreos.com/v1 ServiceMonitor is served.
+    pub service_monitor_served: bool,
+    /// Token written into the generated Secret when it is first created.
+    pub generated_token: &'a str,
+}
+
+impl BuildInput<'_> {
+    /// Name of the registry.
+    pub fn name(&self) -> Result<&str, Error> {
+        self.registry
+            .metadata
+            .name
+            .as_deref()
+            .ok_or(Error::MissingMetadata("metadata.name"))
+    }
+
+    /// Namespace of the registry.
+    pub fn namespace(&self) -> Result<&str, Error> {
+        self.registry
+            .metadata
+            .namespace
+            .as_deref()
+            .ok_or(Error::MissingMetadata("metadata.namespace"))
+    }
+
+    /// Metadata of a child: name, namespace, labels and controller owner reference.
+    pub fn meta(&self, name: String, component: Component) -> Result<ObjectMeta, Error> {
+        Ok(ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace()?.to_string()),
+            labels: Some(labels::labels(self.name()?, component)),
+            owner_references: Some(vec![self.owner_reference()?]),
+            ..ObjectMeta::default()
+        })
+    }
+
+    /// The controller owner reference pointing at the registry.
+    pub fn owner_reference(&self) -> Result<OwnerReference, Error> {
+        Ok(OwnerReference {
+            api_version: BanterRegistry::api_version(&()).into_owned(),
+            kind: BanterRegistry::kind(&()).into_owned(),
+            name: self.name()?.to_string(),
+            uid: self
+                .registry
+                .metadata
+                .uid
+                .clone()
+                .ok_or(Error::MissingMetadata("metadata.uid"))?,
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        })
+    }
+}
+
+/// Every child the registry should have right now, in apply order.
+pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
+    let spec = &input.registry.spec;
+    let mut out = Vec::new();
+    let cm = configmap(input)?;
+    let hash = config_hash(cm.data.as_ref().unwrap_or(&BTreeMap::new()));
+    out.push(Child::new(ChildKind::ConfigMap, &cm)?);
+    if spec.monitoring.grafana_dashboard.enabled {
+        out.push(Child::new(ChildKind::ConfigMap, &dashboard_configmap(input)?)?);
+    }
+    if spec.auth.is_none() {
+        // Create-only and secret: no applied-hash annotation (nothing to
+        // compare, and no digest of the token leaves the operator).
+        let secret = token_secret(input)?;
+        let mut child = Child::new(ChildKind::Secret, &secret)?;
+        child.create_only = true;
+        if let Some(a) = child
+            .object
+            .pointer_mut("/metadata/annotations")
+            .and_then(|a| a.as_object_mut())
+        {
+            a.remove(APPLIED_HASH_ANNOTATION);
+            if a.is_empty()
+                && let Some(m) = child.object.pointer_mut("/metadata").and_then(|m| m.as_object_mut())
+            {
+                m.remove("annotations");
+            }
+        }
+        out.push(child);
+    }
+    match spec.storage.backend {
+        Backend::Sqlite => {
+            out.push(Child::new(ChildKind::PersistentVolumeClaim, &sqlite_pvc(input)?)?);
+        }
+        Backend::Redis => {
+            out.push(Child::new(ChildKind::Service, &redis_service(input)?)?);
+            out.push(Child::new(ChildKind::StatefulSet, &redis_statefulset(input)?)?);
+        }
+    }
+    out.push(Child::new(ChildKind::Service, &service(input)?)?);
+    out.push(Child::new(ChildKind::Deployment, &deployment(input, &hash)?)?);
+    if spec.replicas > 1 {
+        out.push(Child::new(ChildKind::PodDisruptionBudget, &pdb(input)?)?);
+    }
+    if spec.monitoring.service_monitor.enabled && input.service_monitor_served {
+        let sm = service_monitor(input)?;
+        out.push(Child::with_hash(
+            ChildKind::ServiceMonitor,
+            labels::names::registry(input.name()?),
+            sm,
+            false,
+        ));
+    }
+    out.sort_by_key(|c| c.kind);
+    Ok(out)
+}
+
+/// `value` with every object's keys in sorted order, so hashes and rendered
+/// YAML do not depend on serde_json's `preserve_order` feature being enabled
+/// somewhere else in the build.
+pub fn canonical(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, canonical(v))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,33 @@
+//! SQLite data PersistentVolumeClaim.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements};
+
+use super::BuildInput;
+use crate::Error;
+use crate::labels::{self, Component, names};
+
+/// The PVC the SQLite database lives on.
+pub fn sqlite_pvc(input: &BuildInput<'_>) -> Result<PersistentVolumeClaim, Error> {
+    let sqlite = &input.registry.spec.storage.sqlite;
+    Ok(PersistentVolumeClaim {
+        metadata: {
+            let mut meta = input.meta(names::sqlite_data(input.name()?), Component::SqliteData)?;
+            if let Some(l) = meta.labels.as_mut() {
+                l.insert(labels::DATA_LABEL.into(), "sqlite".into());
+            }
+            meta
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: sqlite.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), sqlite.size.clone())])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    })
+}

@@ -1,0 +1,177 @@
+//! Redis backend: a one-pod StatefulSet with AOF persistence and its
+//! headless Service.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::BuildInput;
+use super::deployment::{restricted_container_security, restricted_pod_security};
+use crate::Error;
+use crate::labels::{self, Component, names};
+
+/// Port Redis listens on.
+pub const REDIS_PORT: i32 = 6379;
+/// uid and gid of the `redis` user in the official alpine image.
+pub const REDIS_UID: i64 = 999;
+
+/// URL of the Redis pod through its headless Service (stable DNS name).
+pub fn redis_url(input: &BuildInput<'_>) -> Result<String, Error> {
+    let redis = names::redis(input.name()?);
+    Ok(format!(
+        "redis://{redis}-0.{redis}.{}.svc:{REDIS_PORT}/0",
+        input.namespace()?
+    ))
+}
+
+/// Headless Service giving the Redis pod its stable DNS name.
+pub fn redis_service(input: &BuildInput<'_>) -> Result<Service, Error> {
+    let name = input.name()?;
+    Ok(Service {
+        metadata: input.meta(names::redis(name), Component::Redis)?,
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            selector: Some(labels::selector(name, Component::Redis)),
+            ports: Some(vec![ServicePort {
+                name: Some("redis".into()),
+                port: REDIS_PORT,
+                target_port: Some(IntOrString::String("redis".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// The Redis StatefulSet.
+pub fn redis_statefulset(input: &BuildInput<'_>) -> Result<StatefulSet, Error> {
+    let name = input.name()?;
+    let storage = &input.registry.spec.storage;
+    let redis = &storage.redis;
+    let aof = if redis.persistence.aof { "yes" } else { "no" };
+    let ping = || Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["redis-cli".into(), "ping".into()]),
+        }),
+        period_seconds: Some(10),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    };
+    let container = Container {
+        name: "redis".into(),
+        image: Some(
+            redis
+                .image
+                .clone()
+                .unwrap_or_else(|| input.settings.redis_image.clone()),
+        ),
+        args: Some(
+            [
+                "--appendonly",
+                aof,
+                "--appendfsync",
+                "everysec",
+                "--dir",
+                "/data",
+                "--protected-mode",
+                "no",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        ),
+        command: Some(vec!["redis-server".into()]),
+        ports: Some(vec![ContainerPort {
+            name: Some("redis".into()),
+            container_port: REDIS_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        liveness_probe: Some(ping()),
+        readiness_probe: Some(ping()),
+        resources: redis.resources.clone(),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "data".into(),
+                mount_path: "/data".into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    };
+    // Claim-template PVCs carry the instance labels and the data label so
+    // pruning and deletion find them; they are owned by the StatefulSet's
+    // retention policy, not by the registry.
+    let mut claim_labels = labels::labels(name, Component::Redis);
+    claim_labels.insert(labels::DATA_LABEL.into(), "redis".into());
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some("data".into()),
+            labels: Some(claim_labels),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: redis.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), redis.size.clone())])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    };
+    let retention = if storage.retain_on_delete { "Retain" } else { "Delete" };
+    Ok(StatefulSet {
+        metadata: input.meta(names::redis(name), Component::Redis)?,
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(names::redis(name)),
+            selector: LabelSelector {
+                match_labels: Some(labels::selector(name, Component::Redis)),
+                ..LabelSelector::default()
+            },
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some(retention.into()),
+                when_scaled: Some("Retain".into()),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels::labels(name, Component::Redis)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(restricted_pod_security(REDIS_UID)),
+                    containers: vec![container],
+                    volumes: Some(vec![Volume {
+                        name: "tmp".into(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            volume_claim_templates: Some(vec![claim]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    })
+}

@@ -1,0 +1,40 @@
+//! The registry Service.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::BuildInput;
+use crate::Error;
+use crate::labels::{self, Component, names};
+
+/// The Service in front of the registry pods.
+pub fn service(input: &BuildInput<'_>) -> Result<Service, Error> {
+    let svc = &input.registry.spec.service;
+    Ok(Service {
+        metadata: input.meta(names::registry(input.name()?), Component::Registry)?,
+        spec: Some(ServiceSpec {
+            type_: Some(svc.type_.as_str().into()),
+            selector: Some(labels::selector(input.name()?, Component::Registry)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: svc.port,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    })
+}
+
+/// In-cluster URL of the registry (reported in `status.endpoint`).
+pub fn endpoint(input: &BuildInput<'_>) -> Result<String, Error> {
+    let port = input.registry.spec.service.port;
+    let host = format!("{}.{}.svc", names::registry(input.name()?), input.namespace()?);
+    Ok(if port == 80 {
+        format!("http://{host}")
+    } else {
+        format!("http://{host}:{port}")
+    })
+}

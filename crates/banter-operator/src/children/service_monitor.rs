@@ -1,0 +1,28 @@
+//! Prometheus Operator ServiceMonitor (no typed crate: built as JSON).
+
+use serde_json::json;
+
+use super::BuildInput;
+use crate::Error;
+use crate::labels::{self, Component, names};
+
+/// ServiceMonitor scraping the registry Service's `http` port at `/metrics`.
+pub fn service_monitor(input: &BuildInput<'_>) -> Result<serde_json::Value, Error> {
+    let sm = &input.registry.spec.monitoring.service_monitor;
+    let mut meta = input.meta(names::registry(input.name()?), Component::Registry)?;
+    if let Some(l) = meta.labels.as_mut() {
+        for (k, v) in &sm.labels {
+            l.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Ok(json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": meta,
+        "spec": {
+            "selector": { "matchLabels": labels::selector(input.name()?, Component::Registry) },
+            "namespaceSelector": { "matchNames": [input.namespace()?] },
+            "endpoints": [{ "port": "http", "path": "/metrics", "interval": sm.interval }],
+        }
+    }))
+}

@@ -1,0 +1,218 @@
+//! `banter-operator run`: controller wiring, metrics server, leader election.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use banter_api::BanterRegistry;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, Resource};
+
+use crate::Settings;
+use crate::children::ChildKind;
+use crate::cli::{LogFormat, RunArgs};
+use crate::events::EventSink;
+use crate::labels;
+use crate::leader::LeaderElector;
+use crate::metrics::{self, Metrics};
+use crate::reconcile::{self, Context};
+use crate::settings::FINALIZER;
+
+/// Hash of what must trigger a reconcile of the main resource: the spec
+/// (generation), our finalizer and deletion. Status writes change none of
+/// these, so the operator does not re-trigger itself.
+pub fn trigger_hash(reg: &BanterRegistry) -> Option<u64> {
+    let meta = reg.meta();
+    let mut h = DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    meta.finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+/// Runs the operator until a controller stops or leadership is lost.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+    }
+    let client = Client::try_default().await.context("building the Kubernetes client")?;
+    let metrics = Arc::new(Metrics::default());
+    let server = tokio::spawn(metrics::serve(args.metrics_listen, metrics.clone()));
+
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("banter-operator-{}", std::process::id()));
+    let elector = if args.leader_election {
+        let ns = args
+            .leader_election_namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let elector = LeaderElector::new(
+            client.clone(),
+            &ns,
+            &args.leader_election_name,
+            &identity,
+            Duration::from_secs(args.leader_election_lease_seconds.max(3)),
+        );
+        tracing::info!(lease = %args.leader_election_name, namespace = %ns, %identity, "waiting for leadership");
+        elector.acquire().await;
+        tracing::info!("leadership acquired");
+        Some(elector)
+    } else {
+        None
+    };
+
+    let served = reconcile::service_monitor_served(&client).await.unwrap_or(false);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "banter-operator".into(),
+            instance: Some(identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Settings {
+            registry_image: args.registry_image.clone(),
+            redis_image: args.redis_image.clone(),
+        },
+        metrics.clone(),
+        EventSink::Kube(recorder),
+        reconcile::random_token,
+    ));
+
+    let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    let controllers = futures::future::join_all(
+        namespaces
+            .into_iter()
+            .map(|ns| controller(client.clone(), ns, ctx.clone(), served)),
+    );
+    // Ready once the API server has answered (and, with leader election,
+    // once this replica leads: we only get here then).
+    {
+        let client = client.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            while client.apiserver_version().await.is_err() {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            metrics.set_ready(true);
+        });
+    }
+
+    tokio::select! {
+        _ = controllers => tracing::info!("controllers stopped"),
+        _ = async {
+            match &elector {
+                Some(e) => e.hold().await,
+                None => futures::future::pending::<()>().await,
+            }
+        } => anyhow::bail!("leadership lost; exiting so another replica takes over"),
+        r = server => {
+            r.context("metrics server task")?.context("metrics server")?;
+        }
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+    }
+    Ok(())
+}
+
+fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// One controller for `ns` (all namespaces when `None`), until shutdown.
+pub async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>, served: bool) {
+    let ns = ns.as_deref();
+    let registries: Api<BanterRegistry> = api_for(&client, ns);
+    let owned = watcher::Config::default().labels(&format!("{}={}", labels::keys::MANAGED_BY, labels::MANAGED_BY));
+    let (reader, writer) = reflector::store();
+    let main = watcher(registries, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default());
+    let mut c = Controller::for_stream(main, reader)
+        .owns(api_for::<ConfigMap>(&client, ns), owned.clone())
+        .owns(api_for::<Secret>(&client, ns), owned.clone())
+        .owns(api_for::<PersistentVolumeClaim>(&client, ns), owned.clone())
+        .owns(api_for::<Service>(&client, ns), owned.clone())
+        .owns(api_for::<StatefulSet>(&client, ns), owned.clone())
+        .owns(api_for::<Deployment>(&client, ns), owned.clone())
+        .owns(api_for::<PodDisruptionBudget>(&client, ns), owned.clone());
+    if served {
+        let ar = ChildKind::ServiceMonitor.api_resource();
+        let api: Api<kube::core::DynamicObject> = match ns {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        c = c.owns_with(api, ar, owned.clone());
+    }
+    c.shutdown_on_signal()
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(registry = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banter_api::{BanterRegistrySpec, BanterRegistryStatus};
+
+    #[test]
+    fn own_status_writes_do_not_retrigger_but_spec_finalizer_and_deletion_do() {
+        let spec: BanterRegistrySpec = serde_json::from_str("{}").expect("spec");
+        let mut reg = BanterRegistry::new("packs", spec);
+        reg.metadata.generation = Some(1);
+        let base = trigger_hash(&reg);
+
+        let mut status_only = reg.clone();
+        status_only.status = Some(BanterRegistryStatus {
+            ready_replicas: Some(1),
+            ..Default::default()
+        });
+        status_only.metadata.resource_version = Some("2".into());
+        assert_eq!(trigger_hash(&status_only), base);
+
+        let mut spec_edit = reg.clone();
+        spec_edit.metadata.generation = Some(2);
+        assert_ne!(trigger_hash(&spec_edit), base);
+
+        let mut finalized = reg.clone();
+        finalized.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        assert_ne!(trigger_hash(&finalized), base);
+
+        let mut deleting = finalized.clone();
+        deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ));
+        assert_ne!(trigger_hash(&deleting), trigger_hash(&finalized));
+    }
+}

@@ -1,0 +1,3 @@
+//! Grafana dashboards embedded at build time from `dashboards/`.
+
+include!(concat!(env!("OUT_DIR"), "/dashboards.rs"));

@@ -1,0 +1,23 @@
+#![warn(missing_docs)]
+//! banter-operator: reconciles `BanterRegistry` resources into a running,
+//! monitored pack registry.
+
+pub mod children;
+pub mod cli;
+pub mod conditions;
+pub mod controller;
+pub mod crd;
+pub mod dashboards;
+pub mod drift;
+pub mod error;
+pub mod events;
+pub mod labels;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod render;
+pub mod settings;
+pub mod status;
+
+pub use error::Error;
+pub use settings::Settings;

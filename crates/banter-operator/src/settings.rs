@@ -1,0 +1,31 @@
+//! Operator-wide settings shared by `run` and `render`.
+
+/// Field manager used for every server-side apply the operator sends.
+pub const FIELD_MANAGER: &str = "banter-operator";
+/// Finalizer the operator puts on every `BanterRegistry`.
+pub const FINALIZER: &str = "banterpacks.io/cleanup";
+/// Default Redis image.
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
+
+/// Default registry image: the registry released together with this operator.
+pub fn default_registry_image() -> String {
+    format!("banterpacks/banter-registry:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Settings that influence the objects the operator builds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Registry image used when `spec.image` is absent.
+    pub registry_image: String,
+    /// Redis image used when `spec.storage.redis.image` is absent.
+    pub redis_image: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            registry_image: default_registry_image(),
+            redis_image: DEFAULT_REDIS_IMAGE.to_string(),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Computing and writing `BanterRegistry.status`.
+
+use std::collections::BTreeMap;
+
+use banter_api::{Backend, BanterRegistry, BanterRegistryStatus, ConditionType};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource};
+use serde_json::{Value, json};
+
+use crate::Error;
+use crate::children::ChildKind;
+use crate::conditions::{ConditionUpdate, merge, reasons};
+use crate::labels::names;
+use crate::settings::FIELD_MANAGER;
+
+/// Objects observed in the cluster, by kind and name.
+pub type Observed = BTreeMap<(ChildKind, String), Value>;
+
+fn int_at(v: Option<&Value>, pointer: &str) -> i64 {
+    v.and_then(|v| v.pointer(pointer)).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// What the reconciler found out besides the children themselves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// monitoring.coreos.com/v1 ServiceMonitor is served.
+    pub service_monitor_served: bool,
+    /// The Secret named by `spec.auth.secretName`, when it does not exist.
+    pub missing_auth_secret: Option<String>,
+}
+
+/// Status for a valid spec, from what was observed before this reconcile's writes.
+pub fn compute(
+    registry: &BanterRegistry,
+    observed: &Observed,
+    findings: &Findings,
+    endpoint: String,
+    now: &Time,
+) -> BanterRegistryStatus {
+    let service_monitor_served = findings.service_monitor_served;
+    let name = registry.metadata.name.clone().unwrap_or_default();
+    let spec = &registry.spec;
+    let previous = registry.status.clone().unwrap_or_default();
+
+    let storage = match spec.storage.backend {
+        Backend::Sqlite => {
+            let pvc = observed.get(&(ChildKind::PersistentVolumeClaim, names::sqlite_data(&name)));
+            let phase = pvc.and_then(|p| p.pointer("/status/phase")).and_then(Value::as_str);
+            if phase == Some("Bound") {
+                ConditionUpdate::new(
+                    ConditionType::StorageReady,
+                    true,
+                    reasons::PVC_BOUND,
+                    "SQLite volume is bound",
+                )
+            } else {
+                ConditionUpdate::new(
+                    ConditionType::StorageReady,
+                    false,
+                    reasons::PVC_PENDING,
+                    format!(
+                        "waiting for PersistentVolumeClaim {} to be bound",
+                        names::sqlite_data(&name)
+                    ),
+                )
+            }
+        }
+        Backend::Redis => {
+            let sts = observed.get(&(ChildKind::StatefulSet, names::redis(&name)));
+            if int_at(sts, "/status/readyReplicas") >= 1 {
+                ConditionUpdate::new(
+                    ConditionType::StorageReady,
+                    true,
+                    reasons::REDIS_READY,
+                    "Redis is ready",
+                )
+            } else {
+                ConditionUpdate::new(
+                    ConditionType::StorageReady,
+                    false,
+                    reasons::REDIS_NOT_READY,
+                    format!("waiting for StatefulSet {} to be ready", names::redis(&name)),
+                )
+            }
+        }
+    };
+
+    let deployment = observed.get(&(ChildKind::Deployment, names::registry(&name)));
+    let ready_replicas = int_at(deployment, "/status/readyReplicas");
+    let ready_replicas = i32::try_from(ready_replicas).unwrap_or(i32::MAX);
+    let registry_cond = if let Some(secret) = &findings.missing_auth_secret {
+        ConditionUpdate::new(
+            ConditionType::RegistryReady,
+            false,
+            reasons::AUTH_SECRET_MISSING,
+            format!(
+                "Secret {secret} named by spec.auth.secretName does not exist; create it with the publish tokens under key `tokens`"
+            ),
+        )
+    } else if ready_replicas >= spec.replicas {
+        ConditionUpdate::new(
+            ConditionType::RegistryReady,
+            true,
+            reasons::REPLICAS_READY,
+            format!("{ready_replicas}/{} replicas ready", spec.replicas),
+        )
+    } else {
+        ConditionUpdate::new(
+            ConditionType::RegistryReady,
+            false,
+            reasons::REPLICAS_NOT_READY,
+            format!("{ready_replicas}/{} replicas ready", spec.replicas),
+        )
+    };
+
+    let mon = &spec.monitoring;
+    let monitoring = if mon.service_monitor.enabled && !service_monitor_served {
+        ConditionUpdate::new(
+            ConditionType::MonitoringReady,
+            false,
+            reasons::SERVICE_MONITOR_CRD_MISSING,
+            "spec.monitoring.serviceMonitor.enabled is true but the monitoring.coreos.com/v1 ServiceMonitor CRD is not served; install the Prometheus Operator CRDs",
+        )
+    } else if mon.service_monitor.enabled || mon.grafana_dashboard.enabled {
+        ConditionUpdate::new(
+            ConditionType::MonitoringReady,
+            true,
+            reasons::APPLIED,
+            "monitoring objects applied",
+        )
+    } else {
+        ConditionUpdate::new(
+            ConditionType::MonitoringReady,
+            true,
+            reasons::NOT_REQUESTED,
+            "no monitoring requested",
+        )
+    };
+
+    let ready = if storage.status && registry_cond.status {
+        ConditionUpdate::new(ConditionType::Ready, true, reasons::AVAILABLE, "registry is serving")
+    } else {
+        let waiting: Vec<&str> = [&storage, &registry_cond]
+            .iter()
+            .filter(|c| !c.status)
+            .map(|c| c.type_.as_str())
+            .collect();
+        ConditionUpdate::new(
+            ConditionType::Ready,
+            false,
+            reasons::PROGRESSING,
+            format!("waiting for {}", waiting.join(", ")),
+        )
+    };
+
+    let generation = registry.metadata.generation;
+    BanterRegistryStatus {
+        observed_generation: generation,
+        conditions: merge(
+            &previous.conditions,
+            &[ready, storage, registry_cond, monitoring],
+            generation,
+            now,
+        ),
+        ready_replicas: Some(ready_replicas),
+        endpoint: Some(endpoint),
+        backend: Some(spec.storage.backend),
+    }
+}
+
+/// Status for a spec the operator refuses: only `Ready` changes.
+pub fn invalid(registry: &BanterRegistry, message: &str, now: &Time) -> BanterRegistryStatus {
+    let previous = registry.status.clone().unwrap_or_default();
+    let generation = registry.metadata.generation;
+    BanterRegistryStatus {
+        observed_generation: generation,
+        conditions: merge(
+            &previous.conditions,
+            &[ConditionUpdate::new(
+                ConditionType::Ready,
+                false,
+                reasons::INVALID_SPEC,
+                message,
+            )],
+            generation,
+            now,
+        ),
+        ..previous
+    }
+}
+
+/// The server-side apply body of a status write.
+pub fn status_patch(status: &BanterRegistryStatus) -> Value {
+    json!({
+        "apiVersion": BanterRegistry::api_version(&()),
+        "kind": BanterRegistry::kind(&()),
+        "status": status,
+    })
+}
+
+/// Writes `status` with server-side apply on the status subresource, only
+/// when it differs from what the resource already shows. Returns whether
+/// it wrote.
+pub async fn write_if_changed(
+    api: &Api<BanterRegistry>,
+    registry: &BanterRegistry,
+    status: &BanterRegistryStatus,
+) -> Result<bool, Error> {
+    if registry.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let name = registry
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingMetadata("metadata.name"))?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(status_patch(status)),
+    )
+    .await?;
+    Ok(true)
+}

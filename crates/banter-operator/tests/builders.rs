@@ -1,0 +1,495 @@
+//! Pure tests of the child builders: no cluster, no mock server.
+
+use banter_api::{AuthSpec, Backend, BanterRegistry, BanterRegistrySpec};
+use banter_operator::Settings;
+use banter_operator::children::{self, APPLIED_HASH_ANNOTATION, BuildInput, CONFIG_HASH_ANNOTATION, Child, ChildKind};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
+use serde_json::Value;
+
+const UID: &str = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+
+fn registry(spec: BanterRegistrySpec) -> BanterRegistry {
+    let mut r = BanterRegistry::new("packs", spec);
+    r.metadata.namespace = Some("banter".into());
+    r.metadata.uid = Some(UID.into());
+    r
+}
+
+fn build(reg: &BanterRegistry, served: bool) -> Vec<Child> {
+    let settings = Settings::default();
+    let input = BuildInput {
+        registry: reg,
+        settings: &settings,
+        service_monitor_served: served,
+        generated_token: "tok-123",
+    };
+    children::desired(&input).expect("builds")
+}
+
+fn sqlite() -> BanterRegistrySpec {
+    serde_json::from_value(serde_json::json!({})).expect("defaults")
+}
+
+fn redis(replicas: i32) -> BanterRegistrySpec {
+    serde_json::from_value(serde_json::json!({"replicas": replicas, "storage": {"backend": "redis"}})).expect("spec")
+}
+
+fn find<'a>(children: &'a [Child], kind: ChildKind, name: &str) -> &'a Child {
+    children
+        .iter()
+        .find(|c| c.kind == kind && c.name == name)
+        .unwrap_or_else(|| panic!("no {kind:?} {name} in {:?}", ids(children)))
+}
+
+fn ids(children: &[Child]) -> Vec<(ChildKind, String)> {
+    children.iter().map(|c| (c.kind, c.name.clone())).collect()
+}
+
+fn typed<T: serde::de::DeserializeOwned>(c: &Child) -> T {
+    serde_json::from_value(c.object.clone()).expect("typed")
+}
+
+fn deployment(children: &[Child]) -> Deployment {
+    typed(find(children, ChildKind::Deployment, "packs"))
+}
+
+fn pod_spec(d: &Deployment) -> PodSpec {
+    d.spec.clone().expect("spec").template.spec.expect("pod spec")
+}
+
+fn config_hash(children: &[Child]) -> String {
+    deployment(children)
+        .spec
+        .expect("spec")
+        .template
+        .metadata
+        .expect("meta")
+        .annotations
+        .expect("annotations")[CONFIG_HASH_ANNOTATION]
+        .clone()
+}
+
+#[test]
+fn sqlite_children_and_order() {
+    let c = build(&registry(sqlite()), true);
+    assert_eq!(
+        ids(&c),
+        vec![
+            (ChildKind::ConfigMap, "packs-config".into()),
+            (ChildKind::Secret, "packs-tokens".into()),
+            (ChildKind::PersistentVolumeClaim, "packs-data".into()),
+            (ChildKind::Service, "packs".into()),
+            (ChildKind::Deployment, "packs".into()),
+        ]
+    );
+    let d = deployment(&c);
+    let spec = d.spec.clone().expect("spec");
+    assert_eq!(spec.replicas, Some(1));
+    let strategy = spec.strategy.expect("strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("Recreate"));
+    assert!(
+        strategy.rolling_update.is_none(),
+        "rollingUpdate is invalid with Recreate"
+    );
+    let pod = pod_spec(&d);
+    let vols: Vec<_> = pod
+        .volumes
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|v| v.name.clone())
+        .collect();
+    assert_eq!(vols, ["tokens", "tmp", "data"]);
+    let data = pod
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.name == "data")
+        .expect("data");
+    assert_eq!(data.persistent_volume_claim.expect("pvc").claim_name, "packs-data");
+    let mounts: Vec<_> = pod.containers[0]
+        .volume_mounts
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| (m.mount_path, m.read_only.unwrap_or(false)))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            ("/etc/banter-registry/tokens".to_string(), true),
+            ("/tmp".to_string(), false),
+            ("/data".to_string(), false)
+        ]
+    );
+    let cm: ConfigMap = typed(find(&c, ChildKind::ConfigMap, "packs-config"));
+    let data = cm.data.expect("data");
+    assert_eq!(data["BANTER_REGISTRY_BACKEND"], "sqlite");
+    assert_eq!(data["BANTER_REGISTRY_SQLITE_PATH"], "/data/registry.db");
+    assert_eq!(data["BANTER_REGISTRY_LISTEN"], "0.0.0.0:8080");
+    assert_eq!(data["BANTER_REGISTRY_TOKEN_FILE"], "/etc/banter-registry/tokens/tokens");
+    assert_eq!(data["BANTER_REGISTRY_LOG_FORMAT"], "json");
+    assert!(!data.contains_key("BANTER_REGISTRY_REDIS_URL"));
+    let pvc = find(&c, ChildKind::PersistentVolumeClaim, "packs-data");
+    assert_eq!(
+        pvc.object.pointer("/spec/resources/requests/storage"),
+        Some(&Value::from("1Gi"))
+    );
+    assert_eq!(
+        pvc.object.pointer("/metadata/labels/banterpacks.io~1data"),
+        Some(&Value::from("sqlite"))
+    );
+}
+
+#[test]
+fn redis_children_config_and_statefulset() {
+    let c = build(&registry(redis(1)), true);
+    assert_eq!(
+        ids(&c),
+        vec![
+            (ChildKind::ConfigMap, "packs-config".into()),
+            (ChildKind::Secret, "packs-tokens".into()),
+            (ChildKind::Service, "packs-redis".into()),
+            (ChildKind::Service, "packs".into()),
+            (ChildKind::StatefulSet, "packs-redis".into()),
+            (ChildKind::Deployment, "packs".into()),
+        ]
+    );
+    let cm: ConfigMap = typed(find(&c, ChildKind::ConfigMap, "packs-config"));
+    let data = cm.data.expect("data");
+    assert_eq!(data["BANTER_REGISTRY_BACKEND"], "redis");
+    assert_eq!(
+        data["BANTER_REGISTRY_REDIS_URL"],
+        "redis://packs-redis-0.packs-redis.banter.svc:6379/0"
+    );
+    assert_eq!(data["BANTER_REGISTRY_REDIS_KEY_PREFIX"], "banter:packs:");
+    assert!(!data.contains_key("BANTER_REGISTRY_SQLITE_PATH"));
+
+    let headless = find(&c, ChildKind::Service, "packs-redis");
+    assert_eq!(headless.object.pointer("/spec/clusterIP"), Some(&Value::from("None")));
+
+    let sts: StatefulSet = typed(find(&c, ChildKind::StatefulSet, "packs-redis"));
+    let spec = sts.spec.expect("spec");
+    assert_eq!(spec.service_name.as_deref(), Some("packs-redis"));
+    let pod = spec.template.spec.expect("pod");
+    let redis = &pod.containers[0];
+    assert_eq!(redis.image.as_deref(), Some("redis:7.4-alpine"));
+    let args = redis.args.clone().unwrap_or_default().join(" ");
+    assert!(args.contains("--appendonly yes"), "{args}");
+    for probe in [&redis.liveness_probe, &redis.readiness_probe] {
+        let cmd = probe
+            .as_ref()
+            .and_then(|p| p.exec.as_ref())
+            .and_then(|e| e.command.clone());
+        assert_eq!(cmd, Some(vec!["redis-cli".to_string(), "ping".to_string()]));
+    }
+    assert_restricted(&pod);
+    let claims = spec.volume_claim_templates.expect("claim template");
+    assert_eq!(claims[0].metadata.name.as_deref(), Some("data"));
+    let claim_labels = claims[0].metadata.labels.clone().expect("labels");
+    assert_eq!(claim_labels["banterpacks.io/data"], "redis");
+    assert_eq!(claim_labels["app.kubernetes.io/instance"], "packs");
+
+    let d = deployment(&c);
+    let strategy = d.spec.clone().and_then(|s| s.strategy).expect("strategy");
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
+    // Spelled out so a later switch to Recreate can drop it (server-side apply).
+    let rolling = strategy.rolling_update.expect("rollingUpdate owned by the operator");
+    assert_eq!(
+        rolling.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
+    let vols: Vec<_> = pod_spec(&d)
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(vols, ["tokens", "tmp"], "no data volume for redis");
+}
+
+#[test]
+fn aof_off_is_honoured() {
+    let spec: BanterRegistrySpec = serde_json::from_value(serde_json::json!({
+        "storage": {"backend": "redis", "redis": {"persistence": {"aof": false}}}
+    }))
+    .expect("spec");
+    let c = build(&registry(spec), true);
+    let sts: StatefulSet = typed(find(&c, ChildKind::StatefulSet, "packs-redis"));
+    let args = sts.spec.expect("spec").template.spec.expect("pod").containers[0]
+        .args
+        .clone()
+        .unwrap_or_default()
+        .join(" ");
+    assert!(args.contains("--appendonly no"), "{args}");
+}
+
+fn assert_restricted(pod: &PodSpec) {
+    let psc = pod.security_context.clone().expect("pod security context");
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(psc.seccomp_profile.map(|s| s.type_).as_deref(), Some("RuntimeDefault"));
+    for c in &pod.containers {
+        let sc = c.security_context.clone().expect("container security context");
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+        assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
+        assert_eq!(sc.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]));
+        assert_eq!(sc.seccomp_profile.map(|s| s.type_).as_deref(), Some("RuntimeDefault"));
+    }
+    assert_eq!(pod.automount_service_account_token, Some(false));
+}
+
+#[test]
+fn registry_pod_is_restricted_and_probed() {
+    for spec in [sqlite(), redis(3)] {
+        let c = build(&registry(spec), true);
+        let pod = pod_spec(&deployment(&c));
+        assert_restricted(&pod);
+        let psc = pod.security_context.clone().expect("psc");
+        assert_eq!(psc.run_as_user, Some(65532));
+        assert_eq!(psc.run_as_group, Some(65532));
+        let container = &pod.containers[0];
+        assert_eq!(container.command, Some(vec!["banter-registry".to_string()]));
+        assert_eq!(container.args, Some(vec!["serve".to_string()]));
+        assert_eq!(container.image.as_deref(), Some("banterpacks/banter-registry:0.1.0"));
+        let live = container
+            .liveness_probe
+            .clone()
+            .and_then(|p| p.http_get)
+            .expect("liveness");
+        let ready = container
+            .readiness_probe
+            .clone()
+            .and_then(|p| p.http_get)
+            .expect("readiness");
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        let port = &container.ports.clone().expect("ports")[0];
+        assert_eq!((port.name.as_deref(), port.container_port), (Some("http"), 8080));
+        let env_from = container.env_from.clone().expect("envFrom");
+        assert_eq!(
+            env_from[0].config_map_ref.as_ref().map(|r| r.name.as_str()),
+            Some("packs-config")
+        );
+    }
+}
+
+#[test]
+fn every_child_has_labels_owner_reference_and_applied_hash() {
+    let mut spec = redis(3);
+    spec.monitoring.service_monitor.enabled = true;
+    spec.monitoring.grafana_dashboard.enabled = true;
+    for spec in [sqlite(), spec] {
+        for child in build(&registry(spec), true) {
+            let labels = child.object.pointer("/metadata/labels").expect("labels");
+            for (k, v) in [
+                ("app.kubernetes.io/name", "banter-registry"),
+                ("app.kubernetes.io/instance", "packs"),
+                ("app.kubernetes.io/managed-by", "banter-operator"),
+                ("app.kubernetes.io/part-of", "banterpacks"),
+            ] {
+                assert_eq!(
+                    labels.get(k),
+                    Some(&Value::from(v)),
+                    "{k} on {:?} {}",
+                    child.kind,
+                    child.name
+                );
+            }
+            assert!(labels.get("app.kubernetes.io/component").is_some());
+            let owner = child.object.pointer("/metadata/ownerReferences/0").expect("owner");
+            assert_eq!(owner["kind"], "BanterRegistry");
+            assert_eq!(owner["apiVersion"], "banterpacks.io/v1alpha1");
+            assert_eq!(owner["uid"], UID);
+            assert_eq!(owner["controller"], true);
+            assert_eq!(
+                child.object.pointer("/metadata/namespace"),
+                Some(&Value::from("banter"))
+            );
+            let hashed = child
+                .object
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(APPLIED_HASH_ANNOTATION))
+                .is_some();
+            assert_eq!(hashed, !child.create_only, "{:?} {}", child.kind, child.name);
+        }
+    }
+}
+
+#[test]
+fn monitoring_on_and_off() {
+    let off = build(&registry(sqlite()), true);
+    assert!(off.iter().all(|c| c.kind != ChildKind::ServiceMonitor));
+    assert!(off.iter().all(|c| c.name != "packs-dashboards"));
+
+    let mut spec = sqlite();
+    spec.monitoring.service_monitor.enabled = true;
+    spec.monitoring
+        .service_monitor
+        .labels
+        .insert("release".into(), "prom".into());
+    spec.monitoring.grafana_dashboard.enabled = true;
+    spec.monitoring.grafana_dashboard.folder = Some("Banter".into());
+    let on = build(&registry(spec.clone()), true);
+    let sm = find(&on, ChildKind::ServiceMonitor, "packs");
+    assert_eq!(sm.object["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(
+        sm.object.pointer("/metadata/labels/release"),
+        Some(&Value::from("prom"))
+    );
+    assert_eq!(sm.object.pointer("/spec/endpoints/0/port"), Some(&Value::from("http")));
+    assert_eq!(
+        sm.object.pointer("/spec/endpoints/0/path"),
+        Some(&Value::from("/metrics"))
+    );
+    assert_eq!(
+        sm.object.pointer("/spec/endpoints/0/interval"),
+        Some(&Value::from("30s"))
+    );
+    let dash: ConfigMap = typed(find(&on, ChildKind::ConfigMap, "packs-dashboards"));
+    assert_eq!(dash.metadata.labels.clone().expect("labels")["grafana_dashboard"], "1");
+    assert_eq!(
+        dash.metadata.annotations.clone().expect("annotations")["grafana_folder"],
+        "Banter"
+    );
+    let json = &dash.data.expect("data")["banter-registry.json"];
+    let parsed: Value = serde_json::from_str(json).expect("dashboard is JSON");
+    assert_eq!(parsed["schemaVersion"], 39);
+    assert_eq!(
+        *json,
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dashboards/banter-registry.json"
+        ))
+        .expect("dashboard file"),
+        "embedded dashboard is the file in dashboards/"
+    );
+
+    // Custom labels replace the sidecar default.
+    spec.monitoring
+        .grafana_dashboard
+        .labels
+        .insert("team".into(), "stream".into());
+    let custom: ConfigMap = typed(find(
+        &build(&registry(spec.clone()), true),
+        ChildKind::ConfigMap,
+        "packs-dashboards",
+    ));
+    let labels = custom.metadata.labels.expect("labels");
+    assert_eq!(labels["team"], "stream");
+    assert!(!labels.contains_key("grafana_dashboard"));
+
+    // ServiceMonitor CRD not served: no ServiceMonitor, the dashboard stays.
+    let missing = build(&registry(spec), false);
+    assert!(missing.iter().all(|c| c.kind != ChildKind::ServiceMonitor));
+    assert!(missing.iter().any(|c| c.name == "packs-dashboards"));
+}
+
+#[test]
+fn auth_given_or_generated() {
+    let generated = build(&registry(sqlite()), true);
+    let secret_child = find(&generated, ChildKind::Secret, "packs-tokens");
+    assert!(secret_child.create_only, "generated Secret is never overwritten");
+    let secret: Secret = typed(secret_child);
+    assert_eq!(secret.string_data.expect("stringData")["tokens"], "tok-123\n");
+    let vol = pod_spec(&deployment(&generated)).volumes.unwrap_or_default().remove(0);
+    assert_eq!(vol.secret.and_then(|s| s.secret_name).as_deref(), Some("packs-tokens"));
+
+    let mut spec = sqlite();
+    spec.auth = Some(AuthSpec {
+        secret_name: "my-tokens".into(),
+    });
+    let given = build(&registry(spec), true);
+    assert!(
+        given.iter().all(|c| c.kind != ChildKind::Secret),
+        "user Secret is not managed"
+    );
+    let vol = pod_spec(&deployment(&given)).volumes.unwrap_or_default().remove(0);
+    assert_eq!(vol.secret.and_then(|s| s.secret_name).as_deref(), Some("my-tokens"));
+}
+
+#[test]
+fn replicas_one_and_three() {
+    let one = build(&registry(redis(1)), true);
+    assert!(one.iter().all(|c| c.kind != ChildKind::PodDisruptionBudget));
+    assert_eq!(deployment(&one).spec.and_then(|s| s.replicas), Some(1));
+
+    let three = build(&registry(redis(3)), true);
+    let pdb = find(&three, ChildKind::PodDisruptionBudget, "packs");
+    assert_eq!(pdb.object.pointer("/spec/maxUnavailable"), Some(&Value::from(1)));
+    assert_eq!(
+        pdb.object
+            .pointer("/spec/selector/matchLabels/app.kubernetes.io~1component"),
+        Some(&Value::from("registry"))
+    );
+    assert_eq!(deployment(&three).spec.and_then(|s| s.replicas), Some(3));
+}
+
+#[test]
+fn retain_on_and_off() {
+    for (retain, policy) in [(true, "Retain"), (false, "Delete")] {
+        let mut spec = redis(1);
+        spec.storage.retain_on_delete = retain;
+        let c = build(&registry(spec), true);
+        let sts = find(&c, ChildKind::StatefulSet, "packs-redis");
+        assert_eq!(
+            sts.object
+                .pointer("/spec/persistentVolumeClaimRetentionPolicy/whenDeleted"),
+            Some(&Value::from(policy))
+        );
+    }
+    // SQLite: the PVC itself is the same either way; deletion handles retention.
+    let mut spec = sqlite();
+    spec.storage.retain_on_delete = false;
+    let c = build(&registry(spec), true);
+    assert!(c.iter().any(|c| c.kind == ChildKind::PersistentVolumeClaim));
+}
+
+#[test]
+fn config_hash_changes_when_and_only_when_config_changes() {
+    let base = config_hash(&build(&registry(sqlite()), true));
+    assert_eq!(base, config_hash(&build(&registry(sqlite()), true)), "deterministic");
+
+    // Not part of the ConfigMap: hash unchanged.
+    let mut spec = sqlite();
+    spec.image = Some("example/registry:dev".into());
+    spec.service.port = 9000;
+    spec.monitoring.grafana_dashboard.enabled = true;
+    assert_eq!(base, config_hash(&build(&registry(spec), true)));
+    assert_eq!(
+        config_hash(&build(&registry(redis(1)), true)),
+        config_hash(&build(&registry(redis(3)), true)),
+        "replicas are not configuration"
+    );
+
+    // Part of the ConfigMap: hash changes.
+    assert_ne!(base, config_hash(&build(&registry(redis(1)), true)), "backend");
+    let mut other_ns = registry(redis(1));
+    other_ns.metadata.namespace = Some("elsewhere".into());
+    assert_ne!(
+        config_hash(&build(&registry(redis(1)), true)),
+        config_hash(&build(&other_ns, true)),
+        "redis URL"
+    );
+}
+
+#[test]
+fn applied_hash_tracks_the_desired_object() {
+    let a = build(&registry(sqlite()), true);
+    let mut spec = sqlite();
+    spec.replicas = 0;
+    let b = build(&registry(spec), true);
+    let hash = |c: &[Child]| {
+        find(c, ChildKind::Deployment, "packs").object["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].clone()
+    };
+    assert_ne!(hash(&a), hash(&b));
+    let svc = |c: &[Child]| find(c, ChildKind::Service, "packs").object.clone();
+    assert_eq!(svc(&a), svc(&b));
+}
+
+#[test]
+fn backend_is_default_sqlite() {
+    assert_eq!(sqlite().storage.backend, Backend::Sqlite);
+    assert!(sqlite().storage.retain_on_delete);
+}

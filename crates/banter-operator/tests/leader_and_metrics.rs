@@ -1,0 +1,203 @@
+//! Leader election against a mocked API server, and the metrics/health HTTP endpoints.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use banter_operator::leader::{LeaderElector, held_by_other};
+use banter_operator::metrics::{self, Metrics};
+use http::{Method, Request, Response};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Client;
+use kube::client::Body;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/banter-operator-leader";
+
+fn lease(holder: &str, renewed: Timestamp) -> Value {
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "banter-operator-leader", "namespace": "ops", "resourceVersion": "7"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                 "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), "leaseTransitions": 2}
+    })
+}
+
+/// Serves `answers` in order, checking method and path; returns the bodies received.
+async fn serve(
+    mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
+    answers: Vec<(Method, &'static str, u16, Value)>,
+) -> Vec<Value> {
+    let mut bodies = Vec::new();
+    for (method, path, code, resp) in answers {
+        let (req, send) = handle.next_request().await.expect("request");
+        assert_eq!((req.method(), req.uri().path()), (&method, path));
+        let bytes = req.into_body().collect_bytes().await.expect("body");
+        bodies.push(if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("json")
+        });
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&resp).expect("json")))
+                .expect("response"),
+        );
+    }
+    assert!(handle.next_request().await.is_none(), "no further request");
+    bodies
+}
+
+async fn elect(answers: Vec<(Method, &'static str, u16, Value)>) -> (bool, Vec<Value>) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let task = tokio::spawn(serve(handle, answers));
+    let won = {
+        let elector = LeaderElector::new(
+            Client::new(svc, "ops"),
+            "ops",
+            "banter-operator-leader",
+            "me",
+            Duration::from_secs(15),
+        );
+        elector.try_acquire_or_renew().await.expect("request succeeds")
+    };
+    (won, task.await.expect("scenario"))
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})
+}
+
+fn conflict() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409})
+}
+
+#[tokio::test]
+async fn creates_the_lease_when_absent() {
+    let (won, bodies) = elect(vec![
+        (Method::GET, LEASE_PATH, 404, not_found()),
+        (
+            Method::POST,
+            "/apis/coordination.k8s.io/v1/namespaces/ops/leases",
+            201,
+            lease("me", Timestamp::now()),
+        ),
+    ])
+    .await;
+    assert!(won);
+    assert_eq!(bodies[1]["spec"]["holderIdentity"], "me");
+    assert_eq!(bodies[1]["spec"]["leaseDurationSeconds"], 15);
+}
+
+#[tokio::test]
+async fn a_fresh_lease_of_another_replica_is_respected() {
+    let (won, _) = elect(vec![(Method::GET, LEASE_PATH, 200, lease("other", Timestamp::now()))]).await;
+    assert!(!won, "no write, no leadership while another holder renews");
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_with_optimistic_concurrency() {
+    let stale = Timestamp::now() - SignedDuration::from_secs(60);
+    let (won, bodies) = elect(vec![
+        (Method::GET, LEASE_PATH, 200, lease("other", stale)),
+        (Method::PUT, LEASE_PATH, 200, lease("me", Timestamp::now())),
+    ])
+    .await;
+    assert!(won);
+    assert_eq!(
+        bodies[1]["metadata"]["resourceVersion"], "7",
+        "replace carries the version read"
+    );
+    assert_eq!(bodies[1]["spec"]["holderIdentity"], "me");
+    assert_eq!(bodies[1]["spec"]["leaseTransitions"], 3);
+}
+
+#[tokio::test]
+async fn losing_the_race_means_not_leader() {
+    let stale = Timestamp::now() - SignedDuration::from_secs(60);
+    let (won, _) = elect(vec![
+        (Method::GET, LEASE_PATH, 200, lease("other", stale)),
+        (Method::PUT, LEASE_PATH, 409, conflict()),
+    ])
+    .await;
+    assert!(!won);
+}
+
+#[test]
+fn lease_validity() {
+    let now = Timestamp::now();
+    let l: Lease = serde_json::from_value(lease("other", now)).expect("lease");
+    assert!(held_by_other(&l, "me", now));
+    assert!(!held_by_other(&l, "other", now));
+    assert!(!held_by_other(&l, "me", now + SignedDuration::from_secs(16)));
+}
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+#[tokio::test]
+async fn metrics_and_health_endpoints() {
+    let m = Arc::new(Metrics::default());
+    m.reconciled(Duration::from_millis(20));
+    m.failed("Conflict");
+    m.set_conditions("banter/a", Some(vec![("Ready".into(), "True".into())]));
+    m.set_conditions("banter/b", Some(vec![("Ready".into(), "False".into())]));
+    m.set_conditions("banter/c", Some(vec![("Ready".into(), "True".into())]));
+    m.set_conditions("banter/c", None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = metrics::router(m.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let text = get(addr, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for line in [
+        "banter_operator_reconciliations_total 1",
+        "banter_operator_reconcile_errors_total{reason=\"Conflict\"} 1",
+        "banter_operator_reconcile_duration_seconds_count 1",
+        "banter_operator_registries{condition=\"Ready\",status=\"True\"} 1",
+        "banter_operator_registries{condition=\"Ready\",status=\"False\"} 1",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+    m.set_ready(true);
+    assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn the_leader_steps_down_when_another_replica_holds_the_lease() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    // First renewal succeeds, then another replica shows up as holder.
+    let task = tokio::spawn(serve(
+        handle,
+        vec![
+            (Method::GET, LEASE_PATH, 200, lease("me", Timestamp::now())),
+            (Method::PUT, LEASE_PATH, 200, lease("me", Timestamp::now())),
+            (Method::GET, LEASE_PATH, 200, lease("other", Timestamp::now())),
+        ],
+    ));
+    {
+        let elector = LeaderElector::new(
+            Client::new(svc, "ops"),
+            "ops",
+            "banter-operator-leader",
+            "me",
+            Duration::from_secs(1),
+        );
+        tokio::time::timeout(Duration::from_secs(5), elector.hold())
+            .await
+            .expect("hold returns once leadership is lost");
+    }
+    task.await.expect("scenario");
+}

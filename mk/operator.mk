@@ -1,0 +1,18 @@
+# banter-operator targets; included from the top-level Makefile.
+CARGO ?= cargo
+OPERATOR_BIN := $(CURDIR)/target/debug/banter-operator
+
+.PHONY: crds check-crds golden
+
+## crds: regenerate crds/banterregistry.yaml from the Rust types
+crds:
+	$(CARGO) build -p banter-operator --bin banter-operator
+	$(OPERATOR_BIN) crd > crds/banterregistry.yaml
+
+## check-crds: fail when crds/ is stale (also checked by `cargo test`)
+check-crds:
+	$(CARGO) test -p banter-operator --test crd_fresh
+
+## golden: regenerate the render golden files of manifests/examples/
+golden:
+	UPDATE_GOLDEN=1 $(CARGO) test -p banter-operator --test golden

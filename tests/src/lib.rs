@@ -1,0 +1,180 @@
+#![warn(missing_docs)]
+//! Helpers of the end-to-end suite: find a cluster (or skip), install the
+//! CRD, run the operator binary against a throw-away namespace, poll.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use banter_api::BanterRegistry;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client, CustomResourceExt};
+
+/// How long to wait for the API server before declaring "no cluster".
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the operator to produce an object or status.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+/// A client for a reachable cluster, or `None` after printing the visible
+/// `SKIPPED: ...` line the suite promises.
+pub async fn cluster_or_skip(test: &str) -> Option<Client> {
+    let reason = match try_cluster().await {
+        Ok(client) => return Some(client),
+        Err(e) => e,
+    };
+    eprintln!("SKIPPED: no reachable Kubernetes cluster ({reason:#}) [{test}]");
+    None
+}
+
+async fn try_cluster() -> anyhow::Result<Client> {
+    let has_kubeconfig = std::env::var_os("KUBECONFIG").is_some()
+        || std::env::var_os("HOME").is_some_and(|h| PathBuf::from(h).join(".kube/config").exists())
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if !has_kubeconfig {
+        bail!("no KUBECONFIG, ~/.kube/config or in-cluster environment");
+    }
+    let client = tokio::time::timeout(CONNECT_TIMEOUT, Client::try_default())
+        .await
+        .context("building the client timed out")?
+        .context("building the client")?;
+    let version = tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version())
+        .await
+        .context("the API server did not answer in time")?
+        .context("the API server did not answer")?;
+    eprintln!("e2e: using Kubernetes {}.{}", version.major, version.minor);
+    Ok(client)
+}
+
+/// Applies the operator's CRD and waits until it is established.
+pub async fn install_crd(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = BanterRegistry::crd();
+    let name = crd.metadata.name.clone().context("CRD name")?;
+    api.patch(&name, &PatchParams::apply("banter-e2e").force(), &Patch::Apply(&crd))
+        .await
+        .context("applying the CRD")?;
+    wait_for("CRD established", || async {
+        let crd = api.get(&name).await.ok()?;
+        let established = crd
+            .status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        established.then_some(())
+    })
+    .await
+}
+
+/// Polls `check` every second until it yields a value or [`WAIT`] passes.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {WAIT:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A namespace of its own and an operator process watching only it; both
+/// go away on drop.
+pub struct Environment {
+    /// Client of the cluster.
+    pub client: Client,
+    /// The throw-away namespace.
+    pub namespace: String,
+    operator: Option<Child>,
+}
+
+impl Environment {
+    /// Creates the namespace and starts `banter-operator run` for it.
+    pub async fn start(client: Client, prefix: &str) -> anyhow::Result<Self> {
+        let suffix: u32 = rand::random();
+        let namespace = format!("{prefix}-{suffix:08x}");
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"banterpacks.io/e2e": "true"}}
+        }))?;
+        Api::<Namespace>::all(client.clone())
+            .patch(&namespace, &PatchParams::apply("banter-e2e"), &Patch::Apply(&ns))
+            .await
+            .context("creating the test namespace")?;
+        let mut env = Self {
+            client,
+            namespace,
+            operator: None,
+        };
+        env.operator = Some(spawn_operator(&env.namespace)?);
+        Ok(env)
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.operator.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Drop cannot be async: delete the namespace from a helper thread
+        // with its own runtime, and wait for the request to be sent.
+        let client = self.client.clone();
+        let namespace = self.namespace.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async {
+                let api: Api<Namespace> = Api::all(client);
+                if let Err(e) = api.delete(&namespace, &DeleteParams::background()).await {
+                    eprintln!("e2e: deleting namespace {namespace} failed: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Path of the operator binary, built on demand (same profile as the tests).
+pub fn operator_binary() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", "banter-operator", "--bin", "banter-operator"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .context("running cargo build for the operator")?;
+    if !status.success() {
+        bail!("building banter-operator failed");
+    }
+    // The test executable lives in target/<profile>/deps/.
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .context("locating the target directory")?;
+    let bin = dir.join("banter-operator");
+    if !bin.exists() {
+        bail!("{} not found after building", bin.display());
+    }
+    Ok(bin)
+}
+
+fn spawn_operator(namespace: &str) -> anyhow::Result<Child> {
+    let bin = operator_binary()?;
+    Command::new(bin)
+        .args(["run", "--namespace", namespace, "--metrics-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info,banter_operator=debug")
+        .stdin(Stdio::null())
+        .spawn()
+        .context("starting banter-operator run")
+}
