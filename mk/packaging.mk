@@ -66,5 +66,6 @@ chart-package: $(HELM)
 
 ## images: build both container images (needs a Docker/BuildKit engine)
 images:
-	$(DOCKER) build -f crates/banter-registry/Dockerfile -t $(IMAGE_REGISTRY)/banter-registry:$(VERSION) .
-	$(DOCKER) build -f crates/banter-operator/Dockerfile -t $(IMAGE_REGISTRY)/banter-operator:$(VERSION) .
+	@command -v $(DOCKER) >/dev/null || { echo "images: no $(DOCKER) engine on this machine; the Dockerfiles are crates/banter-registry/Dockerfile and crates/banter-operator/Dockerfile" >&2; exit 1; }
+	$(DOCKER) build --build-arg VERSION=$(VERSION) -f crates/banter-registry/Dockerfile -t $(IMAGE_REGISTRY)/banter-registry:$(VERSION) .
+	$(DOCKER) build --build-arg VERSION=$(VERSION) -f crates/banter-operator/Dockerfile -t $(IMAGE_REGISTRY)/banter-operator:$(VERSION) .
