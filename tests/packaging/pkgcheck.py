@@ -119,6 +119,63 @@ def load_all(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
+class Yaml12Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core booleans (only true/false): how the
+    operator's serializer (serde_norway) means `yes`, `on`, `no`, `off`."""
+
+
+Yaml12Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def yaml11_ambiguities(a: Any, b: Any, path: str = "") -> list[str]:
+    """Paths where a YAML 1.1 reader (Kubernetes' own sigs.k8s.io/yaml, kubectl,
+    helm, PyYAML) reads something else than a YAML 1.2 reader."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [p for k in a for p in yaml11_ambiguities(a[k], b.get(k), f"{path}/{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        return [p for i, (x, y) in enumerate(zip(a, b)) for p in yaml11_ambiguities(x, y, f"{path}/{i}")]
+    return [] if a == b and type(a) is type(b) else [f"{path}: YAML 1.1 reads {a!r}, YAML 1.2 reads {b!r}"]
+
+
+# Known defects of `banter-operator render` (operator code, outside the
+# packaging paths). Each must still be present (strict expected failure): when
+# the operator is fixed this check fails until the entry is removed.
+KNOWN_RENDER_AMBIGUITIES = {
+    ("redis-ha.yaml", "StatefulSet/packs-ha-redis",
+     "/spec/template/spec/containers/0/args/1: YAML 1.1 reads True, YAML 1.2 reads 'yes'"),
+    ("redis-ha.yaml", "StatefulSet/packs-ha-redis",
+     "/spec/template/spec/containers/0/args/7: YAML 1.1 reads False, YAML 1.2 reads 'no'"),
+}
+
+
+def render_example(f: Path) -> list[dict[str, Any]]:
+    """`banter-operator render -f f`, read as the operator means it (YAML
+    1.2); every place a YAML 1.1 reader such as kubectl would read otherwise
+    is a failure, unless listed in KNOWN_RENDER_AMBIGUITIES (reported loudly)."""
+    text = run([OPERATOR_BIN, "render", "-f", str(f)]).stdout
+    docs11 = load_all(text)
+    docs12 = [d for d in yaml.load_all(text, Loader=Yaml12Loader) if d]
+    found = set()
+    for d11, d12 in zip(docs11, docs12):
+        for amb in yaml11_ambiguities(d11, d12):
+            found.add((f.name, f"{d12['kind']}/{d12['metadata']['name']}", amb))
+    known = {k for k in KNOWN_RENDER_AMBIGUITIES if k[0] == f.name}
+    if found - known:
+        raise Failed(f"render {f.name}: output that kubectl would misread (quote these strings):\n  "
+                     + "\n  ".join(" ".join(x[1:]) for x in sorted(found - known)))
+    if known - found:
+        raise Failed(f"render {f.name}: known defect fixed, remove it from KNOWN_RENDER_AMBIGUITIES: "
+                     f"{sorted(known - found)}")
+    for k in sorted(known):
+        print(f"KNOWN DEFECT (operator render, patch pending): {k[0]} {k[1]} {k[2]}", file=sys.stderr)
+    return docs12
+
+
 def dump_all(docs: Iterable[dict[str, Any]]) -> str:
     return "".join("---\n" + yaml.safe_dump(d, sort_keys=False, width=100000) for d in docs)
 
@@ -534,6 +591,8 @@ def cmd_examples() -> None:
     schema["properties"]["metadata"] = {"type": "object", "required": ["name"],
                                         "properties": {"name": {"type": "string"},
                                                        "namespace": {"type": "string"}}}
+    schema["properties"]["apiVersion"] = {"const": "banterpacks.io/v1alpha1"}
+    schema["properties"]["kind"] = {"const": "BanterRegistry"}
     schema.setdefault("required", [])
     schema["required"] = sorted(set(schema["required"]) | {"apiVersion", "kind", "metadata", "spec"})
     validator = jsonschema.Draft7Validator(schema)
@@ -556,7 +615,7 @@ def cmd_examples() -> None:
                 raise Failed(f"{f.name} violates the CRD schema:\n  " + "\n  ".join(
                     f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors))
             check_cel(d, f.name)
-        rendered = load_all(run([OPERATOR_BIN, "render", "-f", str(f)]).stdout)
+        rendered = render_example(f)
         if not any(r["kind"] == "Deployment" for r in rendered):
             raise Failed(f"{f.name}: render produced no Deployment")
         builtin = [r for r in rendered if (r["apiVersion"], r["kind"]) not in CUSTOM_KINDS]
@@ -706,7 +765,7 @@ def cmd_pss() -> None:
     sources.append(("kubectl kustomize manifests/operator", kustomize_docs()))
     for f in example_files():
         sources.append((f"banter-operator render -f {f.relative_to(ROOT)}",
-                        load_all(run([OPERATOR_BIN, "render", "-f", str(f)]).stdout)))
+                        render_example(f)))
     problems = []
     checked = []
     for where, docs in sources:
