@@ -79,16 +79,17 @@ fn is_watch(query: &str) -> bool {
         .any(|kv| kv == "watch=true" || kv == "watch=1")
 }
 
-/// Splits an API path into (group, version, namespace, resource, name, subresource).
-fn parse(
-    path: &str,
-) -> Option<(
+/// (API group, namespace, resource, name, subresource) of a resource URL.
+type Parsed = (
     String,
     Option<String>,
     String,
     Option<String>,
     Option<String>,
-)> {
+);
+
+/// Splits an API path into its [`Parsed`] parts; `None` for non-resource URLs.
+fn parse(path: &str) -> Option<Parsed> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (group, rest) = match segs.first() {
         Some(&"api") => (String::new(), segs.get(2..)?),
@@ -487,8 +488,7 @@ async fn exercise() -> Vec<Seen> {
         assert!(elector.try_acquire_or_renew().await.expect("lease"));
     }
 
-    let log = server.lock().expect("server").log.clone();
-    log
+    server.lock().expect("server").log.clone()
 }
 
 fn rules_file() -> PathBuf {
