@@ -6,8 +6,9 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 DEMO_PACKS := crates/banter-registry/demo
 
 include mk/operator.mk
+include mk/packaging.mk
 
-.PHONY: run test deps build fmt lint docs
+.PHONY: run test deps build fmt lint docs packaging-checks
 
 ## run: the registry on embedded SQLite in ./data, seeded with the demo packs, on http://127.0.0.1:8080
 run:
@@ -18,10 +19,15 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory packaging-checks
+
+## packaging-checks: chart, kustomize, examples, Pod Security, GitOps (the RBAC test runs in cargo test)
+packaging-checks: packaging-check-generated chart-test kustomize-test examples-test pss-test gitops-test
 
 ## deps: install what the tests need and the machine lacks (quick when present)
 deps:
 	@mk/deps.sh
+	@bash mk/deps-packaging.sh
 
 build:
 	$(CARGO) build --workspace
