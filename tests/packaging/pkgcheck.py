@@ -145,12 +145,7 @@ def yaml11_ambiguities(a: Any, b: Any, path: str = "") -> list[str]:
 # Known defects of `banter-operator render` (operator code, outside the
 # packaging paths). Each must still be present (strict expected failure): when
 # the operator is fixed this check fails until the entry is removed.
-KNOWN_RENDER_AMBIGUITIES = {
-    ("redis-ha.yaml", "StatefulSet/packs-ha-redis",
-     "/spec/template/spec/containers/0/args/1: YAML 1.1 reads True, YAML 1.2 reads 'yes'"),
-    ("redis-ha.yaml", "StatefulSet/packs-ha-redis",
-     "/spec/template/spec/containers/0/args/7: YAML 1.1 reads False, YAML 1.2 reads 'no'"),
-}
+KNOWN_RENDER_AMBIGUITIES: set[tuple[str, str, str]] = set()
 
 
 def render_example(f: Path) -> list[dict[str, Any]]:

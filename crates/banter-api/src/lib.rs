@@ -8,8 +8,8 @@ mod spec;
 mod status;
 
 pub use spec::{
-    AuthSpec, Backend, BanterRegistry, BanterRegistrySpec, GrafanaDashboardSpec, MonitoringSpec, RedisPersistence,
-    RedisSpec, ServiceMonitorSpec, ServiceSpec, ServiceType, SqliteSpec, StorageSpec,
+    AppendFsync, AuthSpec, Backend, BanterRegistry, BanterRegistrySpec, GrafanaDashboardSpec, MonitoringSpec,
+    RedisPersistence, RedisSpec, ServiceMonitorSpec, ServiceSpec, ServiceType, SqliteSpec, StorageSpec,
 };
 pub use status::{BanterRegistryStatus, ConditionType};
 

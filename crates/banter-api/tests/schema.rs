@@ -33,6 +33,7 @@ fn defaults_of_an_empty_spec() {
     assert_eq!(s.storage.backend, Backend::Sqlite);
     assert!(s.storage.retain_on_delete);
     assert!(s.storage.redis.persistence.aof);
+    assert_eq!(s.storage.redis.persistence.appendfsync, banter_api::AppendFsync::Always);
     assert_eq!(s.storage.sqlite.size.0, "1Gi");
     assert_eq!(s.service.port, 80);
     assert!(!s.monitoring.service_monitor.enabled);

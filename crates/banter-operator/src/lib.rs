@@ -18,6 +18,7 @@ pub mod reconcile;
 pub mod render;
 pub mod settings;
 pub mod status;
+pub mod yaml;
 
 pub use error::Error;
 pub use settings::Settings;

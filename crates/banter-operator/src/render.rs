@@ -47,7 +47,7 @@ pub fn render(yaml: &str, settings: &Settings) -> Result<String, RenderError> {
     let mut out = String::new();
     for child in children::desired(&input)? {
         out.push_str("---\n");
-        out.push_str(&serde_norway::to_string(&child.object)?);
+        out.push_str(&crate::yaml::to_string(&child.object)?);
     }
     Ok(out)
 }

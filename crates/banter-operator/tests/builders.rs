@@ -225,6 +225,27 @@ fn aof_off_is_honoured() {
     assert!(args.contains("--appendonly no"), "{args}");
 }
 
+#[test]
+fn appendfsync_defaults_to_always_and_can_be_relaxed() {
+    let args_for = |persistence: serde_json::Value| {
+        let spec: BanterRegistrySpec = serde_json::from_value(serde_json::json!({
+            "storage": {"backend": "redis", "redis": {"persistence": persistence}}
+        }))
+        .expect("spec");
+        let c = build(&registry(spec), true);
+        let sts: StatefulSet = typed(find(&c, ChildKind::StatefulSet, "packs-redis"));
+        sts.spec.expect("spec").template.spec.expect("pod").containers[0]
+            .args
+            .clone()
+            .unwrap_or_default()
+            .join(" ")
+    };
+    let default = args_for(serde_json::json!({}));
+    assert!(default.contains("--appendonly yes --appendfsync always"), "{default}");
+    let relaxed = args_for(serde_json::json!({"appendfsync": "everysec"}));
+    assert!(relaxed.contains("--appendfsync everysec"), "{relaxed}");
+}
+
 fn assert_restricted(pod: &PodSpec) {
     let psc = pod.security_context.clone().expect("pod security context");
     assert_eq!(psc.run_as_non_root, Some(true));

@@ -89,7 +89,8 @@ fn render_reads_standard_input() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("name: s-config") && text.contains("namespace: n"),
+        // `n` is a YAML 1.1 boolean, so it is quoted for kubectl.
+        text.contains("name: s-config") && text.contains("namespace: 'n'"),
         "{text}"
     );
 }

@@ -80,7 +80,7 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> Result<StatefulSet, Error> {
                 "--appendonly",
                 aof,
                 "--appendfsync",
-                "everysec",
+                redis.persistence.appendfsync.as_str(),
                 "--dir",
                 "/data",
                 "--protected-mode",
