@@ -201,7 +201,7 @@ def gen_chart_crd() -> str:
         "    {{- end }}",
     ] + lines[meta + 2:]
     return "\n".join(
-        ["{{- /* Generated from crds/banterregistry.yaml by `make -f mk/packaging.mk generate`; do not edit. */}}",
+        ["{{- /* Generated from crds/banterregistry.yaml by `make packaging-generate`; do not edit. */}}",
          "{{- if .Values.crds.install }}"]
         + body + ["{{- end }}", ""])
 
@@ -219,7 +219,7 @@ def gen_kustomize() -> dict[Path, str]:
     namespace are written by hand."""
     chart_crd = gen_chart_crd()
     if CHART_CRD.read_text() != chart_crd:
-        raise Failed(f"{CHART_CRD.relative_to(ROOT)} is stale: run `make -f mk/packaging.mk generate` first")
+        raise Failed(f"{CHART_CRD.relative_to(ROOT)} is stale: run `make packaging-generate` first")
     docs = load_all(helm_template(["--set", "crds.keep=false"], namespace=KUSTOMIZE_NS, skip_tests=True))
     files: dict[str, list[dict[str, Any]]] = {
         "crd.yaml": [], "rbac.yaml": [], "serviceaccount.yaml": [], "deployment.yaml": [], "service.yaml": []}
@@ -241,7 +241,7 @@ def gen_kustomize() -> dict[Path, str]:
         if name is None:
             raise Failed(f"default chart render has an unexpected {kind}")
         files[name].append(d)
-    header = "# Generated from charts/banter-operator by `make -f mk/packaging.mk generate`; do not edit.\n"
+    header = "# Generated from charts/banter-operator by `make packaging-generate`; do not edit.\n"
     return {KUSTOMIZE / n: header + dump_all(ds) for n, ds in files.items()}
 
 
@@ -285,7 +285,7 @@ def gen_crd_reference() -> str:
     crd = load_all(CRD_SRC.read_text())[0]
     names = crd["spec"]["names"]
     out = [
-        "<!-- Generated from crds/banterregistry.yaml by `make -f mk/packaging.mk generate`; do not edit. -->",
+        "<!-- Generated from crds/banterregistry.yaml by `make packaging-generate`; do not edit. -->",
         f"# {names['kind']} reference",
         "",
         f"Group `{crd['spec']['group']}`, kind `{names['kind']}` (plural `{names['plural']}`, "
@@ -364,7 +364,7 @@ def cmd_check_generated() -> None:
                                                 str(path.relative_to(ROOT)), "generated", n=1))
             problems.append(f"{path.relative_to(ROOT)} is stale:\n{diff[:3000]}")
     if problems:
-        raise Failed("\n".join(problems) + "\nrun `make -f mk/packaging.mk generate` and commit the result")
+        raise Failed("\n".join(problems) + "\nrun `make packaging-generate` and commit the result")
     print(f"generated files up to date: {len(files)} files")
 
 
