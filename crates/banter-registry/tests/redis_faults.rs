@@ -221,20 +221,13 @@ async fn key_prefixes_isolate_registries_sharing_one_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_and_acl_user_urls_are_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = redis_server_bin().expect("redis-server");
     let port = free_port();
-    let child = std::process::Command::new(bin)
-        .args([
-            "--bind",
-            "127.0.0.1",
+    let port_arg = port.to_string();
+    let _redis = redis_with(
+        dir.path(),
+        &[
             "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args([
+            &port_arg,
             "--requirepass",
             "default-secret",
             "--user",
@@ -244,15 +237,8 @@ async fn password_and_acl_user_urls_are_accepted() {
             "~*",
             "&*",
             "+@all",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
-    std::thread::sleep(Duration::from_millis(300));
+        ],
+    );
     for (url, ready) in [
         (format!("redis://:default-secret@127.0.0.1:{port}/0"), 200),
         (format!("redis://registry:user-secret@127.0.0.1:{port}/0"), 200),
@@ -408,29 +394,22 @@ async fn tls_urls_verify_the_server_certificate() {
         dir.path().join("ca.pem"),
     );
     let port = free_port();
-    let child = std::process::Command::new(redis_server_bin().expect("redis-server"))
-        .args([
+    let port_arg = port.to_string();
+    let _redis = redis_with(
+        dir.path(),
+        &[
             "--port",
             "0",
-            "--bind",
-            "127.0.0.1",
             "--tls-port",
-            &port.to_string(),
+            &port_arg,
             "--tls-auth-clients",
             "no",
-        ])
-        .arg("--tls-cert-file")
-        .arg(&cert)
-        .arg("--tls-key-file")
-        .arg(&key)
-        .args(["--save", "", "--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
-    std::thread::sleep(Duration::from_millis(300));
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+        ],
+    );
     let url = format!("rediss://127.0.0.1:{port}/0");
     let trusted = Server::start(
         Backend::Redis {

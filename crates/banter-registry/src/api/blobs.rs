@@ -2,12 +2,12 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::packs::{IMMUTABLE, if_none_match};
+use super::packs::{IMMUTABLE, content_response, if_none_match};
 use super::request::path_error;
 
 /// Fetch bytes by digest; the digest is verified on every read.
@@ -37,21 +37,8 @@ pub async fn blob(
             format!("digest {digest:?} must look like sha256:<64 lowercase hex characters>"),
         )
     })?;
-    let value = HeaderValue::from_str(&digest).unwrap_or_else(|_| HeaderValue::from_static(""));
-    let etag = HeaderValue::from_str(&format!("\"{digest}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    // Existence is checked (404) before the conditional answer.
     let bytes = state.registry.blob(hex).await?;
-    let mut resp = if if_none_match(&headers, &digest) {
-        state.registry.metrics().not_modified();
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut r = bytes.into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r
-    };
-    let h = resp.headers_mut();
-    h.insert("digest", value);
-    h.insert(header::ETAG, etag);
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
-    Ok(resp)
+    let bytes = (!if_none_match(&headers, &digest)).then_some(bytes);
+    Ok(content_response(&state, &digest, IMMUTABLE, bytes))
 }

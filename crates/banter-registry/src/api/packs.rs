@@ -52,6 +52,28 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// Stored content with its `Digest`, `ETag` and cache policy; `None` answers
+/// 304 Not Modified (the caller found the client's copy current).
+pub fn content_response(state: &AppState, digest: &str, cache: &'static str, bytes: Option<bytes::Bytes>) -> Response {
+    let mut resp = match bytes {
+        Some(bytes) => {
+            let mut r = bytes.into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        None => {
+            state.registry.metrics().not_modified();
+            StatusCode::NOT_MODIFIED.into_response()
+        }
+    };
+    let h = resp.headers_mut();
+    h.insert("digest", header_value(digest));
+    h.insert(header::ETAG, etag(digest));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    resp
+}
+
 /// Whether an `If-None-Match` header matches the entity tag `"<digest>"`.
 pub fn if_none_match(headers: &HeaderMap, digest: &str) -> bool {
     headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
@@ -163,22 +185,15 @@ pub async fn get_version(
     let exact =
         banter_pack::Reference::parse(&reference).is_ok_and(|r| matches!(r, banter_pack::Reference::Version(_)));
     let record = state.registry.resolve(&name, &reference).await?;
-    let digest = record.digest.to_string();
     let cache = if exact { EXACT_VERSION } else { REVALIDATE };
-    let mut resp = if if_none_match(&headers, &digest) {
-        state.registry.metrics().not_modified();
-        StatusCode::NOT_MODIFIED.into_response()
+    let digest = record.digest.to_string();
+    let bytes = if if_none_match(&headers, &digest) {
+        None
     } else {
-        let bytes = state.registry.content(&record.digest).await?;
-        let mut resp = bytes.into_response();
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        resp
+        Some(state.registry.content(&record.digest).await?)
     };
+    let mut resp = content_response(&state, &digest, cache, bytes);
     let h = resp.headers_mut();
-    h.insert("digest", header_value(&digest));
-    h.insert(header::ETAG, etag(&digest));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert("banter-pack-version", header_value(&record.version));
     if record.yanked {
         h.insert("banter-pack-yanked", HeaderValue::from_static("true"));

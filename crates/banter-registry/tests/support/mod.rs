@@ -497,3 +497,18 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// A redis-server with extra `args` (auth, TLS…), no persistence, in `dir`; killed on drop.
+pub fn redis_with(dir: &Path, args: &[&str]) -> KillOnDrop {
+    let child = Command::new(redis_server_bin().expect("redis-server is not installed: run `make deps`"))
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    std::thread::sleep(Duration::from_millis(300));
+    KillOnDrop(child)
+}
