@@ -119,8 +119,9 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> anyh
 }
 
 /// Restores an archive into `registry`. Versions already present with the
-/// same bytes are kept (their yank state is set from the archive); a version
-/// present with different bytes is a conflict and fails the import.
+/// same bytes are left exactly as they are (a yank made since the backup is
+/// not undone); a version present with different bytes is a conflict: the
+/// import fails, listing them, and sets no tags.
 pub async fn import(registry: &Registry, input: impl Read) -> anyhow::Result<Summary> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(input));
     let mut entries = tar.entries().context("reading the archive")?;
@@ -178,10 +179,7 @@ pub async fn import(registry: &Registry, input: impl Read) -> anyhow::Result<Sum
             };
             match registry.store(new).await {
                 Ok(p) if p.created => summary.versions += 1,
-                Ok(_) => {
-                    summary.unchanged += 1;
-                    registry.set_yanked(name, &v.version, v.yanked).await?;
-                }
+                Ok(_) => summary.unchanged += 1,
                 Err(RegistryError::VersionExists { existing_digest, .. }) => {
                     conflicts.push(format!(
                         "{name}@{} (archive {digest}, stored {existing_digest})",
@@ -199,18 +197,19 @@ pub async fn import(registry: &Registry, input: impl Read) -> anyhow::Result<Sum
             v.version
         );
     }
+    // Tags last, and only onto versions known to be the archive's own bytes.
+    if !conflicts.is_empty() {
+        bail!(
+            "{} version(s) already exist with different content and were not imported (no tags were set): {}",
+            conflicts.len(),
+            conflicts.join(", ")
+        );
+    }
     for pack in &index.packs {
         for (tag, version) in &pack.tags {
             registry.set_tag(&pack.name, tag, version).await?;
             summary.tags += 1;
         }
-    }
-    if !conflicts.is_empty() {
-        bail!(
-            "{} version(s) already exist with different content and were not imported: {}",
-            conflicts.len(),
-            conflicts.join(", ")
-        );
     }
     Ok(summary)
 }

@@ -191,11 +191,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Export { output, storage } => {
             let registry = offline_registry(&storage, &LimitArgs::defaults()).await?;
-            // Write to a temporary name first so a failed export never leaves a truncated archive.
-            let tmp = output.with_extension("partial");
-            let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let summary = crate::archive::export(&registry, std::io::BufWriter::new(file)).await?;
-            std::fs::rename(&tmp, &output).with_context(|| format!("writing {}", output.display()))?;
+            let summary = write_atomically(&output, async |file| {
+                crate::archive::export(&registry, std::io::BufWriter::new(file)).await
+            })
+            .await?;
             println!(
                 "exported {} packs, {} versions, {} tags to {}",
                 summary.packs,
@@ -214,6 +213,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.packs, summary.versions, summary.unchanged, summary.tags
             );
             Ok(())
+        }
+    }
+}
+
+/// Writes `path` through a temporary `<path>.partial` that is fsynced and then
+/// renamed, so a failed or interrupted export never leaves a truncated archive.
+async fn write_atomically<T>(
+    path: &std::path::Path,
+    write: impl AsyncFnOnce(&std::fs::File) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let result = match write(&file).await {
+        Ok(v) => file.sync_all().map(|()| v).map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(v) => {
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+            }
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
     }
 }

@@ -30,7 +30,12 @@ pub struct StorageArgs {
     pub sqlite_busy_timeout: Duration,
 
     /// Redis URL for --backend redis: redis://[user:password@]host:port/db, or rediss:// for TLS.
-    #[arg(long, env = "BANTER_REGISTRY_REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    #[arg(
+        long,
+        env = "BANTER_REGISTRY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        hide_env_values = true
+    )]
     pub redis_url: String,
 
     /// Prefix of every Redis key, so several registries can share one Redis.

@@ -10,7 +10,7 @@ use banter_pack::{
     validate_pack, version_key,
 };
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 
 use crate::metrics::Metrics;
 use crate::storage::{NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, VersionRecord};
@@ -181,7 +181,9 @@ impl Registry {
             version: parsed,
             digest,
             bytes,
-            published_at: Utc::now(),
+            // Millisecond precision: what every backend stores, so a migration
+            // between backends reproduces the same timestamps.
+            published_at: Utc::now().trunc_subsecs(3),
             yanked: false,
         })
         .await

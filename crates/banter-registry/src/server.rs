@@ -10,6 +10,7 @@ use crate::api::{self, AppState, HttpLimits};
 use crate::config::ServeArgs;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
+use crate::storage::StorageError;
 use crate::tokens::{self, Tokens};
 
 /// Runs the registry until SIGTERM or SIGINT.
@@ -38,7 +39,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(file = %token_file.display(), "publish tokens loaded: {tokens:?}");
 
     if let Some(dir) = &args.seed {
-        seed(&registry, dir).await?;
+        match seed(&registry, dir).await {
+            Err(e)
+                if e.chain().any(|c| {
+                    matches!(
+                        c.downcast_ref(),
+                        Some(RegistryError::Storage(StorageError::Unavailable(_)))
+                    )
+                }) =>
+            {
+                tracing::warn!(error = %format!("{e:#}"), "seeding skipped: the backend is not reachable yet");
+            }
+            other => other?,
+        }
     }
     // Fill the gauges before the first scrape; a slow backend must not block start-up.
     if let Err(e) = registry.ready().await {

@@ -953,6 +953,10 @@ mod cases {
             }
         }
         let r = got.expect("a second request is shed with 429");
+        // Probes and scrapes never queue behind the limit.
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(s.get(path).await.status(), 200, "{path} while saturated");
+        }
         assert_eq!(r.headers()["retry-after"], "1");
         let (_, code, _) = error_code(r).await;
         assert_eq!(code, "TOO_MANY_REQUESTS");

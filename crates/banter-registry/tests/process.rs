@@ -317,6 +317,19 @@ async fn export_then_import_reproduces_everything() {
         other_db.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("corpus-1@1.0.0"), "{err}");
+    let o = Server::start(Backend::Sqlite(other_db.clone()), other_dir.path(), &[]);
+    let kept = o.get("/v1/packs/corpus-1/versions/1.0.0").await.bytes().await.unwrap();
+    assert_eq!(
+        kept.as_ref(),
+        pack("corpus-1", "1.0.0", 99).as_slice(),
+        "the target's bytes are kept"
+    );
+    let info: Value = o.get("/v1/packs/corpus-0").await.json().await.unwrap();
+    assert!(
+        info["tags"].get("stable").is_none(),
+        "a failed import sets no tags: {info}"
+    );
+    drop(o);
 
     // A damaged archive is refused.
     let mut bytes = std::fs::read(&archive).unwrap();

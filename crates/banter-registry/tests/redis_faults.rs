@@ -145,8 +145,8 @@ async fn acknowledged_publishes_survive_redis_sigkill_with_appendfsync_always() 
     )
     .await;
     assert!(acked.iter().all(|st| *st == 201), "{acked:?}");
-    s.tag("aof", "stable", "3.0.7").await;
-    s.yank("aof", "3.0.59", true).await;
+    assert_eq!(s.tag("aof", "stable", "3.0.7").await.status(), 200);
+    assert_eq!(s.yank("aof", "3.0.59", true).await.status(), 200);
 
     redis.kill9();
     redis.restart();
@@ -437,4 +437,93 @@ async fn tls_urls_verify_the_server_certificate() {
         FAST,
     );
     assert_eq!(untrusted.get("/readyz").await.status(), 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_from_redis_to_sqlite_is_byte_identical() {
+    let (dir, redis, s) = redis_fixture("always");
+    publish_corpus(&s).await;
+    let before = snapshot(&s).await;
+    let archive = dir.path().join("from-redis.tar.gz");
+    let url = redis.url();
+    let (ok, _, err) = cli(&[
+        "export",
+        "-o",
+        archive.to_str().unwrap(),
+        "--backend",
+        "redis",
+        "--redis-url",
+        &url,
+        "--redis-key-prefix",
+        "faults:",
+    ]);
+    assert!(ok, "{err}");
+    let db = dir.path().join("to.db");
+    let (ok, _, err) = cli(&[
+        "import",
+        archive.to_str().unwrap(),
+        "--sqlite-path",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let on_sqlite = Server::start(Backend::Sqlite(db), dir.path(), &[]);
+    assert_eq!(
+        snapshot(&on_sqlite).await,
+        before,
+        "published_at, tags, yanks and bytes survive Redis -> SQLite"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_never_queue_behind_an_unreachable_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Redis {
+        url: format!("redis://127.0.0.1:{}/0", free_port()),
+        prefix: "none:".into(),
+    };
+    let s = Server::start(backend, dir.path(), FAST);
+    let timings = join_all((0..20).map(|_| async {
+        let start = Instant::now();
+        let status = s.get("/v1/packs/any/versions/latest").await.status().as_u16();
+        (status, start.elapsed())
+    }))
+    .await;
+    for (status, took) in &timings {
+        assert_eq!(*status, 503);
+        assert!(
+            *took < Duration::from_secs(3),
+            "a request waited {took:?} for Redis: {timings:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovers_after_redis_comes_back_with_the_right_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let redis = redis_with(dir.path(), &["--port", &port, "--requirepass", "the-secret"]);
+    let url = format!("redis://:the-secret@127.0.0.1:{port}/0");
+    let s = Server::start(
+        Backend::Redis {
+            url,
+            prefix: "rot:".into(),
+        },
+        dir.path(),
+        FAST,
+    );
+    wait_for(&s, "/readyz", 200, Duration::from_secs(5)).await;
+    assert_eq!(s.publish("rot", "1.0.0", &pack("rot", "1.0.0", 0)).await.status(), 201);
+
+    // Redis comes back with another password: the reconnect's AUTH fails.
+    drop(redis);
+    let wrong = redis_with(dir.path(), &["--port", &port, "--requirepass", "rotated"]);
+    wait_for(&s, "/readyz", 503, Duration::from_secs(10)).await;
+    let (status, code, _) = error_code(s.get("/v1/packs/rot").await).await;
+    assert_eq!((status, code.as_str()), (503, "STORAGE_UNAVAILABLE"));
+
+    // Fixed: the registry dials again by itself.
+    drop(wrong);
+    let _fixed = redis_with(dir.path(), &["--port", &port, "--requirepass", "the-secret"]);
+    wait_for(&s, "/readyz", 200, Duration::from_secs(10)).await;
+    assert_eq!(s.publish("rot", "1.0.1", &pack("rot", "1.0.1", 0)).await.status(), 201);
 }

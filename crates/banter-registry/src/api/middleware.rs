@@ -1,6 +1,7 @@
 //! Cross-cutting HTTP behaviour: metrics per route, timeouts, overload, panics, fallbacks.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -8,7 +9,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower::BoxError;
+use tokio::sync::Semaphore;
 
 use super::AppState;
 use super::error::ApiError;
@@ -43,19 +44,32 @@ pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) ->
     }
 }
 
-/// Turns load shedding into 429 with `Retry-After`.
-pub async fn overloaded(err: BoxError) -> Response {
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::new(
+/// Request slots shared by every route; beyond them the registry sheds load.
+#[derive(Clone)]
+pub struct Slots(pub Arc<Semaphore>);
+
+/// Paths that never wait for or take a slot: probes and scrapes must keep
+/// answering exactly when the registry is saturated.
+const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// Answers 429 with `Retry-After` when every slot is taken.
+pub async fn shed_load(State(slots): State<Slots>, req: Request, next: Next) -> Response {
+    if UNLIMITED.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    match slots.0.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let resp = next.run(req).await;
+            drop(permit);
+            resp
+        }
+        Err(_) => ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_REQUESTS",
             "the registry is at its concurrent request limit; retry shortly",
         )
         .retry_after(1)
-        .into_response()
-    } else {
-        tracing::error!(error = %err, "middleware failure");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error").into_response()
+        .into_response(),
     }
 }
 

@@ -12,12 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::http::{HeaderValue, Request, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -165,10 +162,9 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         }
     });
 
-    let overload = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(middleware::overloaded))
-        .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests.max(1)));
+    let slots = middleware::Slots(Arc::new(tokio::sync::Semaphore::new(
+        limits.max_concurrent_requests.max(1),
+    )));
 
     routes
         .route("/openapi.json", openapi_json)
@@ -178,7 +174,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             limits.request_timeout,
             middleware::timeout,
         ))
-        .layer(overload)
+        .layer(axum::middleware::from_fn_with_state(slots, middleware::shed_load))
         .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
         .layer(CatchPanicLayer::custom(middleware::panicked))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -129,7 +129,11 @@ impl RedisStorage {
 
     /// The shared auto-reconnecting connection, created on first use.
     async fn connection(&self) -> StorageResult<ConnectionManager> {
-        let mut guard = self.conn.lock().await;
+        // Waiters give up after the connect timeout rather than queue behind a
+        // slow connect: a quick 503 beats a request that hangs until 408.
+        let mut guard = tokio::time::timeout(self.opts.connect_timeout, self.conn.lock())
+            .await
+            .map_err(|_| StorageError::Unavailable("still connecting to Redis".into()))?;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
@@ -151,13 +155,31 @@ impl RedisStorage {
     async fn run<T>(&self, f: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>) -> StorageResult<T> {
         let mut conn = self.connection().await?;
         match tokio::time::timeout(self.opts.command_timeout, f(&mut conn)).await {
-            Ok(r) => r.map_err(classify),
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                if needs_new_connection(&e) {
+                    // The manager only re-dials after I/O errors; a reconnect that
+                    // failed its handshake (AUTH rejected, too many clients) would
+                    // otherwise stick. Drop it so the next call dials afresh.
+                    *self.conn.lock().await = None;
+                }
+                Err(classify(e))
+            }
             Err(_) => Err(StorageError::Unavailable(format!(
                 "Redis did not answer within {} ms",
                 self.opts.command_timeout.as_millis()
             ))),
         }
     }
+}
+
+/// Errors after which the cached connection manager cannot heal by itself.
+fn needs_new_connection(e: &redis::RedisError) -> bool {
+    let handled_by_manager = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
+    let handshake = e.kind() == redis::ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| matches!(c, "NOAUTH" | "WRONGPASS" | "NOPERM"))
+        || e.to_string().contains("max number of clients");
+    !handled_by_manager && handshake
 }
 
 /// Connection trouble and a Redis that is loading or failing over are
@@ -175,7 +197,9 @@ fn classify(e: redis::RedisError) -> StorageError {
                 | redis::ErrorKind::ReadOnly
                 | redis::ErrorKind::ClusterDown
         )
-        || e.code().is_some_and(|c| matches!(c, "LOADING" | "BUSY" | "MISCONF"));
+        || e.code()
+            .is_some_and(|c| matches!(c, "LOADING" | "BUSY" | "MISCONF" | "OOM"))
+        || e.to_string().contains("max number of clients");
     if transient {
         StorageError::Unavailable(format!("Redis: {e}"))
     } else if e.kind() == redis::ErrorKind::AuthenticationFailed

@@ -287,7 +287,9 @@ impl Storage for SqliteStorage {
 
     async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>> {
         let name = name.clone();
-        self.read(move |c| {
+        self.read(move |conn| {
+            // One read transaction: versions and tags come from the same snapshot.
+            let c = conn.unchecked_transaction()?;
             let mut stmt =
                 c.prepare_cached("SELECT version, digest, size, published_at, yanked FROM versions WHERE name = ?1")?;
             let mut versions = stmt
@@ -309,6 +311,7 @@ impl Storage for SqliteStorage {
             let tags = stmt
                 .query_map(params![name.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
+            // Dropping the read-only transaction ends it; there is nothing to commit.
             Ok(Some(PackRecord { name, versions, tags }))
         })
         .await
@@ -405,6 +408,17 @@ impl Storage for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writer_is_wal_with_full_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = SqliteStorage::open(&SqliteOptions::new(dir.path().join("r.db"))).expect("open");
+        let conn = s.writer.lock().expect("writer");
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("sync");
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL: an acknowledged commit is on disk");
+    }
 
     #[test]
     fn migrations_set_the_schema_version_and_refuse_newer_files() {
