@@ -115,15 +115,20 @@ impl LeaderElector {
         let mut last_ok = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(self.lease_duration / 5).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_ok = tokio::time::Instant::now(),
-                Ok(false) => {
+            // A renewal request may hang (API-server failover, partition): it
+            // must not outlive the deadline, or a standby could take the Lease
+            // while this replica still reconciles.
+            let remaining = deadline.saturating_sub(last_ok.elapsed());
+            match tokio::time::timeout(remaining, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
+                Ok(Ok(false)) => {
                     tracing::error!(lease = %self.name, "leadership lost to another replica");
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "renewing the lease failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "renewing the lease failed"),
+                Err(_) => tracing::warn!(lease = %self.name, "renewing the lease timed out"),
             }
-            if last_ok.elapsed() > deadline {
+            if last_ok.elapsed() >= deadline {
                 tracing::error!(lease = %self.name, "could not renew the lease in time");
                 return;
             }

@@ -329,15 +329,16 @@ async fn cleanup(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     for pvc in api.list(&lp).await? {
         let name = pvc.name_any();
         if reg.spec.storage.retain_on_delete {
-            if pvc.metadata.owner_references.as_ref().is_none_or(Vec::is_empty) {
-                continue;
+            // Volumes built with retainOnDelete carry no owner reference; one
+            // applied before retainOnDelete was switched on is detached here.
+            if pvc.metadata.owner_references.as_ref().is_some_and(|r| !r.is_empty()) {
+                api.patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"ownerReferences": null}})),
+                )
+                .await?;
             }
-            api.patch(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"metadata": {"ownerReferences": null}})),
-            )
-            .await?;
             ctx.events
                 .publish(
                     reg,

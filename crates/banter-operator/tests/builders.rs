@@ -319,6 +319,16 @@ fn every_child_has_labels_owner_reference_and_applied_hash() {
                 );
             }
             assert!(labels.get("app.kubernetes.io/component").is_some());
+            if child.kind == ChildKind::PersistentVolumeClaim {
+                // Kept data (retainOnDelete, the default) is never owned, so no
+                // cascading delete of the registry can take it with it.
+                assert!(
+                    child.object.pointer("/metadata/ownerReferences").is_none(),
+                    "{}",
+                    child.name
+                );
+                continue;
+            }
             let owner = child.object.pointer("/metadata/ownerReferences/0").expect("owner");
             assert_eq!(owner["kind"], "BanterRegistry");
             assert_eq!(owner["apiVersion"], "banterpacks.io/v1alpha1");
@@ -460,11 +470,19 @@ fn retain_on_and_off() {
             Some(&Value::from(policy))
         );
     }
-    // SQLite: the PVC itself is the same either way; deletion handles retention.
-    let mut spec = sqlite();
-    spec.storage.retain_on_delete = false;
-    let c = build(&registry(spec), true);
-    assert!(c.iter().any(|c| c.kind == ChildKind::PersistentVolumeClaim));
+    // SQLite: a volume to keep has no owner (a foreground delete cannot take
+    // it); a disposable one is owned by the registry like every other child.
+    for (retain, owned) in [(true, false), (false, true)] {
+        let mut spec = sqlite();
+        spec.storage.retain_on_delete = retain;
+        let c = build(&registry(spec), true);
+        let pvc = find(&c, ChildKind::PersistentVolumeClaim, "packs-data");
+        let owner = pvc.object.pointer("/metadata/ownerReferences/0");
+        assert_eq!(owner.is_some(), owned, "retainOnDelete={retain}");
+        if let Some(owner) = owner {
+            assert_eq!(owner["uid"], UID);
+        }
+    }
 }
 
 #[test]

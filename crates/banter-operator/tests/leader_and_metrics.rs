@@ -201,3 +201,34 @@ async fn the_leader_steps_down_when_another_replica_holds_the_lease() {
     }
     task.await.expect("scenario");
 }
+
+#[tokio::test]
+async fn the_leader_steps_down_when_a_renewal_hangs() {
+    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    // An API server that accepts requests and never answers (failover, partition).
+    let sink = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(exchange) = handle.next_request().await {
+            pending.push(exchange);
+        }
+    });
+    let elector = LeaderElector::new(
+        Client::new(svc, "ops"),
+        "ops",
+        "banter-operator-leader",
+        "me",
+        Duration::from_secs(1),
+    );
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), elector.hold())
+        .await
+        .expect("hold returns although the renewal never completes");
+    // Steps down at 2/3 of the lease, before a standby may take it over.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "stepped down after {:?}",
+        started.elapsed()
+    );
+    drop(elector);
+    sink.abort();
+}

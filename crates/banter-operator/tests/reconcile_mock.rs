@@ -641,14 +641,35 @@ async fn deletion_with_retain_detaches_the_volumes() {
             .find(|c| c.kind == ChildKind::PersistentVolumeClaim)
             .expect("pvc"),
     );
+    assert!(
+        pvc.pointer("/metadata/ownerReferences").is_none(),
+        "a kept volume is never owned"
+    );
+    // Nothing to detach: the finalizer only reports the volume kept.
+    let h = Harness::new(vec![
+        list(ChildKind::PersistentVolumeClaim, &[pvc]),
+        finalizer_removal(),
+    ]);
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
+    let events = h.finish().await;
+    assert_eq!(events[0].reason, "Retained");
+
+    // A volume created while retainOnDelete was off still has its owner: detached.
+    let owned = observed_from(
+        desired(&deleting(json!({"storage": {"retainOnDelete": false}})), false)
+            .iter()
+            .find(|c| c.kind == ChildKind::PersistentVolumeClaim)
+            .expect("pvc"),
+    );
+    assert!(owned.pointer("/metadata/ownerReferences/0").is_some());
     let mut detach = exp(
         Method::PATCH,
         format!("{}/packs-data", collection(ChildKind::PersistentVolumeClaim)),
     );
     detach.body = BodyCheck::Json(json!({"metadata": {"ownerReferences": null}}));
-    detach.response = pvc.clone();
+    detach.response = owned.clone();
     let h = Harness::new(vec![
-        list(ChildKind::PersistentVolumeClaim, &[pvc]),
+        list(ChildKind::PersistentVolumeClaim, &[owned]),
         detach,
         finalizer_removal(),
     ]);

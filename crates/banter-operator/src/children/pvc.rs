@@ -17,6 +17,12 @@ pub fn sqlite_pvc(input: &BuildInput<'_>) -> Result<PersistentVolumeClaim, Error
             if let Some(l) = meta.labels.as_mut() {
                 l.insert(labels::DATA_LABEL.into(), "sqlite".into());
             }
+            // A volume to keep carries no owner reference at all: with one, a
+            // foreground (cascading) delete of the registry lets the garbage
+            // collector delete it before the finalizer could detach it.
+            if input.registry.spec.storage.retain_on_delete {
+                meta.owner_references = None;
+            }
             meta
         },
         spec: Some(PersistentVolumeClaimSpec {
