@@ -344,7 +344,12 @@ pub struct ServiceMonitorSpec {
 
     /// Scrape interval, a Prometheus duration such as `30s`.
     #[serde(default = "default_interval")]
-    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    // The Prometheus Operator's own duration pattern (units in descending
+    // order), so anything accepted here is accepted by the ServiceMonitor CRD.
+    #[schemars(regex(
+        pattern = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+    ))]
+    #[schemars(length(min = 1))]
     pub interval: String,
 
     /// Extra labels on the ServiceMonitor, typically what the Prometheus

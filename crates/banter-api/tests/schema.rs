@@ -137,3 +137,23 @@ fn storage_fields_that_kubernetes_cannot_change_are_immutable_per_backend() {
     kube::core::cel::validate_cel_update(&fast, &default_class).expect_err("setting a class later is a change too");
     kube::core::cel::validate_cel_update(&fast, &fast).expect("unchanged");
 }
+
+#[test]
+fn scrape_interval_follows_the_prometheus_operator_duration_pattern() {
+    let s = schema();
+    let interval = s
+        .pointer("/properties/spec/properties/monitoring/properties/serviceMonitor/properties/interval")
+        .expect("interval");
+    assert_eq!(interval["minLength"].as_u64(), Some(1), "an empty interval is rejected");
+    let pattern = interval["pattern"].as_str().expect("pattern");
+    let re = regex::Regex::new(pattern).expect("regex");
+    for ok in ["30s", "1m30s", "1h", "500ms", "0", "1d2h"] {
+        assert!(re.is_match(ok), "{ok} must be accepted");
+    }
+    for bad in ["30s5m", "1s1s", "10", "5 m", "1.5s"] {
+        assert!(
+            !re.is_match(bad),
+            "{bad:?} must be rejected (the ServiceMonitor CRD would reject it)"
+        );
+    }
+}

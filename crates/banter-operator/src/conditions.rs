@@ -24,6 +24,8 @@ pub mod reasons {
     pub const REPLICAS_READY: &str = "ReplicasReady";
     /// Not all registry replicas are ready.
     pub const REPLICAS_NOT_READY: &str = "ReplicasNotReady";
+    /// Enough pods are ready, but not all of them run the current pod template.
+    pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
     /// The Secret named by spec.auth does not exist.
     pub const AUTH_SECRET_MISSING: &str = "AuthSecretMissing";
     /// No monitoring was requested.

@@ -54,7 +54,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let identity = args
         .pod_name
         .clone()
-        .unwrap_or_else(|| format!("banter-operator-{}", std::process::id()));
+        // Every container's PID is often 1: without POD_NAME, a random suffix
+        // keeps two replicas from sharing one Lease identity.
+        .unwrap_or_else(|| format!("banter-operator-{:08x}", rand::random::<u32>()));
     let elector = if args.leader_election {
         let ns = args
             .leader_election_namespace

@@ -21,6 +21,23 @@ fn int_at(v: Option<&Value>, pointer: &str) -> i64 {
     v.and_then(|v| v.pointer(pointer)).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// Whether the Deployment has observed its latest spec and every replica
+/// runs it. A Deployment that reports no rollout fields (older observations)
+/// is judged by readiness alone.
+fn rolled_out(deployment: Option<&Value>, replicas: i32) -> bool {
+    let Some(status) = deployment.and_then(|d| d.get("status")) else {
+        return true;
+    };
+    let generation = int_at(deployment, "/metadata/generation");
+    let observed = status.get("observedGeneration").and_then(Value::as_i64);
+    let updated = status.get("updatedReplicas").and_then(Value::as_i64);
+    let total = status.get("replicas").and_then(Value::as_i64).unwrap_or(0);
+    let current = observed.is_none_or(|o| o >= generation);
+    // Surplus old pods (total > replicas) mean the rollout is still replacing.
+    let replaced = updated.is_none_or(|u| u >= i64::from(replicas) && total <= i64::from(replicas));
+    current && replaced
+}
+
 /// What the reconciler found out besides the children themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
@@ -96,6 +113,19 @@ pub fn compute(
             reasons::AUTH_SECRET_MISSING,
             format!(
                 "Secret {secret} named by spec.auth.secretName does not exist; create it with the publish tokens under key `tokens`"
+            ),
+        )
+    } else if ready_replicas >= spec.replicas && !rolled_out(deployment, spec.replicas) {
+        // Old pods can stay ready while new ones crash-loop: not ready until
+        // the Deployment has observed the change and replaced every pod.
+        ConditionUpdate::new(
+            ConditionType::RegistryReady,
+            false,
+            reasons::ROLLOUT_IN_PROGRESS,
+            format!(
+                "{}/{} replicas run the current configuration",
+                int_at(deployment, "/status/updatedReplicas"),
+                spec.replicas
             ),
         )
     } else if ready_replicas >= spec.replicas {
@@ -222,4 +252,25 @@ pub async fn write_if_changed(
     )
     .await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod rollout_tests {
+    use super::rolled_out;
+    use serde_json::json;
+
+    #[test]
+    fn a_stuck_rollout_is_not_rolled_out() {
+        // Three old pods ready, the new ReplicaSet's pod crash-loops (surge 1).
+        let stuck = json!({"metadata": {"generation": 4},
+            "status": {"observedGeneration": 4, "replicas": 4, "updatedReplicas": 1, "readyReplicas": 3}});
+        assert!(!rolled_out(Some(&stuck), 3));
+        let unobserved = json!({"metadata": {"generation": 5},
+            "status": {"observedGeneration": 4, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3}});
+        assert!(!rolled_out(Some(&unobserved), 3));
+        let done = json!({"metadata": {"generation": 5},
+            "status": {"observedGeneration": 5, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3}});
+        assert!(rolled_out(Some(&done), 3));
+        assert!(rolled_out(None, 3), "no Deployment yet: readiness decides");
+    }
 }

@@ -99,6 +99,11 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> Result<StatefulSet, Error> {
         }]),
         liveness_probe: Some(ping()),
         readiness_probe: Some(ping()),
+        // Loading a large AOF can take minutes; liveness waits for it.
+        startup_probe: Some(Probe {
+            failure_threshold: Some(60),
+            ..ping()
+        }),
         resources: redis.resources.clone(),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![
