@@ -207,7 +207,25 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     };
 
     for child in &desired {
-        apply_child(ctx, reg, &ns, child, observed.get(&(child.kind, child.name.clone()))).await?;
+        match apply_child(ctx, reg, &ns, child, observed.get(&(child.kind, child.name.clone()))).await {
+            Ok(()) => {}
+            // 422: the API server refuses what the spec asks for (a PVC
+            // shrink, a value its schema rejects). Retrying cannot help, so
+            // report it like an invalid spec and wait for the user's change.
+            Err(Error::Kube(kube::Error::Api(ae))) if ae.code == 422 => {
+                let message = format!(
+                    "the API server rejected {:?} {}: {}",
+                    child.kind, child.name, ae.message
+                );
+                let st = status::invalid(reg, &message, &now);
+                if status::write_if_changed(&api, reg, &st).await? {
+                    ctx.events.publish(reg, true, "InvalidSpec", "Apply", message).await;
+                }
+                record_conditions(ctx, reg, &st);
+                return Ok(Action::await_change());
+            }
+            Err(e) => return Err(e),
+        }
     }
     prune(ctx, reg, &ns, &desired, &observed).await?;
 

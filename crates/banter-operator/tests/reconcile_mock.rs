@@ -853,3 +853,32 @@ async fn scaling_down_and_disabling_the_dashboard_prune_pdb_and_configmap() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_child_the_api_server_rejects_is_reported_and_not_retried() {
+    let reg = registry(json!({}));
+    let children = desired(&reg, false);
+    let mut exps = vec![discovery(false)];
+    exps.extend(lists(&[], false));
+    exps.push(failure(apply(&children[0]), 422, "Invalid"));
+    let message = format!(
+        "the API server rejected {:?} {}: injected 422",
+        children[0].kind, children[0].name
+    );
+    let st = banter_operator::status::invalid(&reg, &message, &now());
+    assert_eq!(condition(&st, "Ready").reason, "InvalidSpec");
+    exps.push(status_apply(&st));
+    let h = Harness::new(exps);
+    assert_eq!(
+        h.reconcile(&reg).await.expect("a 422 is reported, not an error"),
+        Action::await_change(),
+        "no retry storm: waits for a spec change"
+    );
+    let events = h.finish().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.warning && e.reason == "InvalidSpec" && e.note.contains("injected 422")),
+        "{events:?}"
+    );
+}
