@@ -264,68 +264,28 @@ async fn password_and_acl_user_urls_are_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migration_from_sqlite_to_redis_is_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("src.db");
-    let sqlite = Server::start(Backend::Sqlite(db.clone()), dir.path(), &[]);
+    let on_sqlite = Backend::Sqlite(dir.path().join("src.db"));
+    let sqlite = Server::start(on_sqlite.clone(), dir.path(), &[]);
     publish_corpus(&sqlite).await;
     let before = snapshot(&sqlite).await;
 
-    let archive = dir.path().join("migrate.tar.gz");
-    let (ok, _, err) = cli(&[
-        "export",
-        "-o",
-        archive.to_str().unwrap(),
-        "--sqlite-path",
-        db.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
     let redis = Redis::start(&dir.path().join("redis"), "always");
-    let url = redis.url();
-    let (ok, out, err) = cli(&[
-        "import",
-        archive.to_str().unwrap(),
-        "--backend",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-key-prefix",
-        "m:",
-    ]);
-    assert!(ok, "{err}");
+    let on_redis = Backend::Redis {
+        url: redis.url(),
+        prefix: "m:".into(),
+    };
+    let out = migrate(&dir.path().join("migrate.tar.gz"), &on_sqlite, &on_redis);
     assert!(out.contains("40 versions added"), "{out}");
-
-    let on_redis = Server::start(
-        Backend::Redis {
-            url: url.clone(),
-            prefix: "m:".into(),
-        },
-        dir.path(),
-        &[],
-    );
-    let after = snapshot(&on_redis).await;
+    let after = snapshot(&Server::start(on_redis.clone(), dir.path(), &[])).await;
     assert_eq!(before.len(), after.len());
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(b, a, "differs after migration: {}", b.0);
     }
 
     // And back: Redis → SQLite round-trips too.
-    let back = dir.path().join("back.tar.gz");
-    let (ok, _, err) = cli(&[
-        "export",
-        "-o",
-        back.to_str().unwrap(),
-        "--backend",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-key-prefix",
-        "m:",
-    ]);
-    assert!(ok, "{err}");
-    let db2 = dir.path().join("back.db");
-    let (ok, _, err) = cli(&["import", back.to_str().unwrap(), "--sqlite-path", db2.to_str().unwrap()]);
-    assert!(ok, "{err}");
-    let again = Server::start(Backend::Sqlite(db2), dir.path(), &[]);
-    assert_eq!(snapshot(&again).await, before);
+    let back = Backend::Sqlite(dir.path().join("back.db"));
+    migrate(&dir.path().join("back.tar.gz"), &on_redis, &back);
+    assert_eq!(snapshot(&Server::start(back, dir.path(), &[])).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,29 +404,13 @@ async fn migration_from_redis_to_sqlite_is_byte_identical() {
     let (dir, redis, s) = redis_fixture("always");
     publish_corpus(&s).await;
     let before = snapshot(&s).await;
-    let archive = dir.path().join("from-redis.tar.gz");
-    let url = redis.url();
-    let (ok, _, err) = cli(&[
-        "export",
-        "-o",
-        archive.to_str().unwrap(),
-        "--backend",
-        "redis",
-        "--redis-url",
-        &url,
-        "--redis-key-prefix",
-        "faults:",
-    ]);
-    assert!(ok, "{err}");
-    let db = dir.path().join("to.db");
-    let (ok, _, err) = cli(&[
-        "import",
-        archive.to_str().unwrap(),
-        "--sqlite-path",
-        db.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let on_sqlite = Server::start(Backend::Sqlite(db), dir.path(), &[]);
+    let from = Backend::Redis {
+        url: redis.url(),
+        prefix: "faults:".into(),
+    };
+    let to = Backend::Sqlite(dir.path().join("to.db"));
+    migrate(&dir.path().join("from-redis.tar.gz"), &from, &to);
+    let on_sqlite = Server::start(to, dir.path(), &[]);
     assert_eq!(
         snapshot(&on_sqlite).await,
         before,

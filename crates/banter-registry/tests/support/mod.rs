@@ -512,3 +512,18 @@ pub fn redis_with(dir: &Path, args: &[&str]) -> KillOnDrop {
     std::thread::sleep(Duration::from_millis(300));
     KillOnDrop(child)
 }
+
+/// `export` from one backend into `archive`, then `import` into another; both
+/// must succeed. Returns what import printed.
+pub fn migrate(archive: &Path, from: &Backend, to: &Backend) -> String {
+    let archive = archive.to_str().unwrap();
+    let mut export = vec!["export".to_owned(), "-o".to_owned(), archive.to_owned()];
+    export.extend(from.args());
+    let (ok, _, err) = cli(&export.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "export failed: {err}");
+    let mut import = vec!["import".to_owned(), archive.to_owned()];
+    import.extend(to.args());
+    let (ok, out, err) = cli(&import.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "import failed: {err}");
+    out
+}
