@@ -54,16 +54,21 @@ async fn elect(answers: Vec<(Method, &'static str, u16, Value)>) -> (bool, Vec<V
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let task = tokio::spawn(serve(handle, answers));
     let won = {
-        let elector = LeaderElector::new(
-            Client::new(svc, "ops"),
-            "ops",
-            "banter-operator-leader",
-            "me",
-            Duration::from_secs(15),
-        );
+        let elector = elector(svc, Duration::from_secs(15));
         elector.try_acquire_or_renew().await.expect("request succeeds")
     };
     (won, task.await.expect("scenario"))
+}
+
+/// The elector under test: identity `me`, Lease `ops/banter-operator-leader`.
+fn elector(svc: tower_test::mock::Mock<Request<Body>, Response<Body>>, lease_duration: Duration) -> LeaderElector {
+    LeaderElector::new(
+        Client::new(svc, "ops"),
+        "ops",
+        "banter-operator-leader",
+        "me",
+        lease_duration,
+    )
 }
 
 fn not_found() -> Value {
@@ -188,13 +193,7 @@ async fn the_leader_steps_down_when_another_replica_holds_the_lease() {
         ],
     ));
     {
-        let elector = LeaderElector::new(
-            Client::new(svc, "ops"),
-            "ops",
-            "banter-operator-leader",
-            "me",
-            Duration::from_secs(1),
-        );
+        let elector = elector(svc, Duration::from_secs(1));
         tokio::time::timeout(Duration::from_secs(5), elector.hold())
             .await
             .expect("hold returns once leadership is lost");
@@ -212,13 +211,7 @@ async fn the_leader_steps_down_when_a_renewal_hangs() {
             pending.push(exchange);
         }
     });
-    let elector = LeaderElector::new(
-        Client::new(svc, "ops"),
-        "ops",
-        "banter-operator-leader",
-        "me",
-        Duration::from_secs(1),
-    );
+    let elector = elector(svc, Duration::from_secs(1));
     let started = tokio::time::Instant::now();
     tokio::time::timeout(Duration::from_secs(5), elector.hold())
         .await
