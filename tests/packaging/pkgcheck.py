@@ -200,9 +200,18 @@ def gen_chart_crd() -> str:
         "    helm.sh/resource-policy: keep",
         "    {{- end }}",
     ] + lines[meta + 2:]
+    name = lines[meta + 1].removeprefix("  name: ").strip()
     return "\n".join(
         ["{{- /* Generated from crds/banterregistry.yaml by `make packaging-generate`; do not edit. */}}",
-         "{{- if .Values.crds.install }}"]
+         # A CRD that exists and belongs to no release of this name (applied
+         # from crds/, the kustomize base or another release) is left alone:
+         # Helm would refuse to import it and fail the whole install. One this
+         # release owns is still upgraded. lookup is empty under helm template.
+         f'{{{{- $crd := lookup "apiextensions.k8s.io/v1" "CustomResourceDefinition" "" "{name}" }}}}',
+         '{{- $owner := dig "metadata" "annotations" "meta.helm.sh/release-name" "" ($crd | default dict) }}',
+         '{{- $ownerNs := dig "metadata" "annotations" "meta.helm.sh/release-namespace" "" ($crd | default dict) }}',
+         "{{- $foreign := and $crd (or (ne $owner .Release.Name) (ne $ownerNs .Release.Namespace)) }}",
+         "{{- if and .Values.crds.install (not $foreign) }}"]
         + body + ["{{- end }}", ""])
 
 

@@ -128,26 +128,46 @@ impl Environment {
 
 impl Drop for Environment {
     fn drop(&mut self) {
-        if let Some(mut child) = self.operator.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // Drop cannot be async: delete the namespace from a helper thread
-        // with its own runtime, and wait for the request to be sent.
-        let client = self.client.clone();
+        // Drop cannot be async, and the test's runtime is single-threaded:
+        // the connection task of `self.client` lives on the thread that is
+        // blocked here, so the helper thread builds a client of its own.
+        // The namespace goes first, while the operator still runs, so it
+        // can remove its finalizer from the registries inside it.
         let namespace = self.namespace.clone();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
-            rt.block_on(async {
-                let api: Api<Namespace> = Api::all(client);
-                if let Err(e) = api.delete(&namespace, &DeleteParams::background()).await {
-                    eprintln!("e2e: deleting namespace {namespace} failed: {e}");
-                }
-            });
+            rt.block_on(delete_namespace(&namespace));
         })
         .join();
+        if let Some(mut child) = self.operator.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Deletes `namespace` and waits (bounded by [`WAIT`]) until it is gone.
+async fn delete_namespace(namespace: &str) {
+    let client = match tokio::time::timeout(CONNECT_TIMEOUT, Client::try_default()).await {
+        Ok(Ok(c)) => c,
+        _ => {
+            eprintln!("e2e: no client to delete namespace {namespace}");
+            return;
+        }
+    };
+    let api: Api<Namespace> = Api::all(client);
+    if let Err(e) = api.delete(namespace, &DeleteParams::background()).await {
+        eprintln!("e2e: deleting namespace {namespace} failed: {e}");
+        return;
+    }
+    let gone = wait_for(&format!("namespace {namespace} to be gone"), || async {
+        matches!(api.get_opt(namespace).await, Ok(None)).then_some(())
+    })
+    .await;
+    if let Err(e) = gone {
+        eprintln!("e2e: {e:#}");
     }
 }
 

@@ -62,8 +62,10 @@ where
     wait_for(&format!("{} {name} to be gone", K::kind(&())), || async {
         match api::<K>(env).get_opt(name).await {
             Ok(None) => Some(()),
-            // A PVC held by the pvc-protection finalizer counts as gone once terminating.
-            Ok(Some(o)) if o.meta().deletion_timestamp.is_some() => Some(()),
+            // Only a PVC counts as gone once terminating: kube-controller-manager's
+            // pvc-protection finalizer holds it while a (never running) pod uses it.
+            // Anything else, a registry waiting on our finalizer above all, must be gone.
+            Ok(Some(o)) if K::kind(&()) == "PersistentVolumeClaim" && o.meta().deletion_timestamp.is_some() => Some(()),
             _ => None,
         }
     })

@@ -33,9 +33,22 @@ use crate::status::BanterRegistryStatus;
     ),
     printcolumn(
         name = "Ready",
-        type_ = "integer",
-        json_path = ".status.readyReplicas",
-        description = "Registry pods ready"
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "The Ready condition"
+    ),
+    printcolumn(
+        name = "Replicas",
+        type_ = "string",
+        json_path = ".status.replicas",
+        description = "Registry pods ready / desired"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        description = "Why the registry is (not) Ready",
+        priority = 1
     ),
     printcolumn(
         name = "Endpoint",
@@ -207,7 +220,7 @@ impl Backend {
 #[serde(rename_all = "camelCase")]
 pub struct SqliteSpec {
     /// Size of the PersistentVolumeClaim holding the database.
-    #[serde(default = "default_size")]
+    #[serde(default = "default_size", deserialize_with = "size_or_default")]
     pub size: Quantity,
 
     /// StorageClass of the PersistentVolumeClaim; the cluster default when absent.
@@ -228,12 +241,19 @@ fn default_size() -> Quantity {
     Quantity("1Gi".to_string())
 }
 
+/// `size: null` means "the default": one object stored with an explicit
+/// null (older CRDs marked the field nullable, so the API server kept it)
+/// must never fail the typed watch of every registry.
+fn size_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Quantity, D::Error> {
+    Ok(Option::<Quantity>::deserialize(d)?.unwrap_or_else(default_size))
+}
+
 /// Settings of the redis backend.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
     /// Size of the Redis data volume.
-    #[serde(default = "default_size")]
+    #[serde(default = "default_size", deserialize_with = "size_or_default")]
     pub size: Quantity,
 
     /// StorageClass of the Redis data volume; the cluster default when absent.
@@ -401,5 +421,20 @@ impl BanterRegistrySpec {
             return Err("spec.replicas must not be negative".to_string());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod null_size_tests {
+    use super::*;
+
+    #[test]
+    fn a_null_size_means_the_default_and_never_fails_the_watch() {
+        let spec: BanterRegistrySpec = serde_json::from_str(
+            r#"{"storage": {"backend": "sqlite", "sqlite": {"size": null}, "redis": {"size": null}}}"#,
+        )
+        .expect("size: null deserializes");
+        assert_eq!(spec.storage.sqlite.size, Quantity("1Gi".into()));
+        assert_eq!(spec.storage.redis.size, Quantity("1Gi".into()));
     }
 }

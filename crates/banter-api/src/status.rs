@@ -24,6 +24,11 @@ pub struct BanterRegistryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
 
+    /// Ready and desired registry pods as `ready/desired` (the `Replicas`
+    /// printer column; a JSONPath cannot join two fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<String>,
+
     /// In-cluster URL of the registry Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,

@@ -104,9 +104,19 @@ fn enums_bounds_and_columns() {
         .clone()
         .unwrap_or_default()
         .into_iter()
-        .map(|c| c.name)
+        .map(|c| (c.name, c.json_path, c.priority.unwrap_or(0)))
         .collect();
-    assert_eq!(columns, ["Backend", "Ready", "Endpoint", "Age"]);
+    let ready = r#".status.conditions[?(@.type=="Ready")]"#;
+    let expected = [
+        ("Backend", ".spec.storage.backend".to_string(), 0),
+        ("Ready", format!("{ready}.status"), 0),
+        ("Replicas", ".status.replicas".to_string(), 0),
+        ("Reason", format!("{ready}.reason"), 1),
+        ("Endpoint", ".status.endpoint".to_string(), 0),
+        ("Age", ".metadata.creationTimestamp".to_string(), 0),
+    ];
+    let expected: Vec<_> = expected.into_iter().map(|(n, p, pr)| (n.to_string(), p, pr)).collect();
+    assert_eq!(columns, expected);
     assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
     assert_eq!(crd.spec.scope, "Namespaced");
     assert_eq!(crd.spec.group, "banterpacks.io");

@@ -57,6 +57,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         // Every container's PID is often 1: without POD_NAME, a random suffix
         // keeps two replicas from sharing one Lease identity.
         .unwrap_or_else(|| format!("banter-operator-{:08x}", rand::random::<u32>()));
+    // Ready once the API server has answered, leader or not: a standby is a
+    // healthy replica (rollouts, `helm --wait` and PDB drains count on it);
+    // leadership is the `banter_operator_leader` metric and a log line.
+    {
+        let client = client.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            while client.apiserver_version().await.is_err() {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            metrics.set_ready(true);
+        });
+    }
     let elector = if args.leader_election {
         let ns = args
             .leader_election_namespace
@@ -70,12 +83,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Duration::from_secs(args.leader_election_lease_seconds.max(3)),
         );
         tracing::info!(lease = %args.leader_election_name, namespace = %ns, %identity, "waiting for leadership");
-        elector.acquire().await;
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = shutdown_signal() => {
+                tracing::info!("stopping before leadership was acquired");
+                return Ok(());
+            }
+        }
         tracing::info!("leadership acquired");
         Some(elector)
     } else {
         None
     };
+    metrics.set_leader(true);
 
     let served = reconcile::service_monitor_served(&client).await.unwrap_or(false);
     let recorder = Recorder::new(
@@ -106,19 +126,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|ns| controller(client.clone(), ns, ctx.clone(), served)),
     );
-    // Ready once the API server has answered (and, with leader election,
-    // once this replica leads: we only get here then).
-    {
-        let client = client.clone();
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            while client.apiserver_version().await.is_err() {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-            metrics.set_ready(true);
-        });
-    }
-
     tokio::select! {
         _ = controllers => tracing::info!("controllers stopped"),
         _ = async {
@@ -132,7 +139,38 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
     }
+    metrics.set_leader(false);
+    if let Some(elector) = &elector {
+        // Hand the Lease back so a standby takes over at once, not after a
+        // whole lease duration; bounded, as the kubelet's grace period is.
+        match tokio::time::timeout(Duration::from_secs(5), elector.release()).await {
+            Ok(Ok(())) => tracing::info!("leadership released"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "releasing the lease failed"),
+            Err(_) => tracing::warn!("releasing the lease timed out"),
+        }
+    }
     Ok(())
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => futures::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = term => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>

@@ -1,11 +1,12 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so two operator
 //! replicas never reconcile at once.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
 
@@ -15,24 +16,16 @@ pub struct LeaderElector {
     name: String,
     identity: String,
     lease_duration: Duration,
+    /// Another holder's record (holder and renewTime) and when this replica
+    /// first saw it. Expiry is judged by local observation, as client-go
+    /// does, so clock skew between replicas cannot steal or keep a lease.
+    seen: Mutex<Option<(String, Instant)>>,
 }
 
-/// Whether `lease` is held by someone other than `identity` and still valid at `now`.
-pub fn held_by_other(lease: &Lease, identity: &str, now: Timestamp) -> bool {
-    let Some(spec) = &lease.spec else {
-        return false;
-    };
-    let Some(holder) = spec.holder_identity.as_deref() else {
-        return false;
-    };
-    if holder == identity || holder.is_empty() {
-        return false;
-    }
-    let Some(renew) = &spec.renew_time else {
-        return false;
-    };
-    let secs = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-    renew.0 + SignedDuration::from_secs(secs) > now
+/// Whether a record first seen at `first_seen`, unchanged since, has expired at `now`.
+pub fn expired_by_observation(first_seen: Instant, lease_seconds: i32, now: Instant) -> bool {
+    let lease = Duration::from_secs(u64::try_from(lease_seconds.max(1)).unwrap_or(1));
+    now.saturating_duration_since(first_seen) >= lease
 }
 
 impl LeaderElector {
@@ -43,7 +36,47 @@ impl LeaderElector {
             name: name.to_string(),
             identity: identity.to_string(),
             lease_duration,
+            seen: Mutex::new(None),
         }
+    }
+
+    /// Whether another replica's unexpired claim stands, judged by when this
+    /// replica last saw the record change.
+    fn other_holds(&self, lease: &Lease) -> bool {
+        let Some(spec) = &lease.spec else { return false };
+        let holder = spec.holder_identity.as_deref().unwrap_or_default();
+        if holder.is_empty() || holder == self.identity {
+            return false;
+        }
+        let record = format!("{holder}|{:?}", spec.renew_time.as_ref().map(|t| t.0));
+        let now = Instant::now();
+        let Ok(mut seen) = self.seen.lock() else { return true };
+        match seen.as_ref() {
+            Some((r, first)) if *r == record => {
+                !expired_by_observation(*first, spec.lease_duration_seconds.unwrap_or(15), now)
+            }
+            _ => {
+                *seen = Some((record, now));
+                true
+            }
+        }
+    }
+
+    /// Gives the Lease up (on shutdown), so a standby takes over at its
+    /// next attempt instead of after a whole lease duration.
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let Some(spec) = lease.spec.as_mut() else { return Ok(()) };
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        self.api.replace(&self.name, &PostParams::default(), &lease).await?;
+        Ok(())
     }
 
     /// Takes or renews the Lease; `Ok(false)` when another replica holds it
@@ -74,7 +107,7 @@ impl LeaderElector {
                 }
             }
             Some(mut lease) => {
-                if held_by_other(&lease, &self.identity, now) {
+                if self.other_holds(&lease) {
                     return Ok(false);
                 }
                 let spec = lease.spec.get_or_insert_with(LeaseSpec::default);

@@ -46,6 +46,7 @@ pub struct Metrics {
     // gauge is recomputed so deleted registries drop out.
     conditions: Mutex<HashMap<String, Vec<(String, String)>>>,
     ready: AtomicBool,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -67,7 +68,14 @@ impl Default for Metrics {
             "BanterRegistries by condition and status",
             by_condition.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease (or runs without leader election)",
+            leader.clone(),
+        );
         Self {
+            leader,
             registry,
             reconciliations,
             errors,
@@ -126,6 +134,11 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Records whether this replica leads (and so reconciles).
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// Marks the operator ready (answers /readyz with 200).

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -86,8 +86,18 @@ pub async fn reconcile(reg: Arc<BanterRegistry>, ctx: Arc<Context>) -> Result<Ac
             Finalizer::Cleanup(r) => cleanup(&r, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
+    let result = match result {
+        // The object went away between our read and the finalizer patch:
+        // the deletion is finished, which is what we were working towards.
+        Err(
+            FinalizerError::RemoveFinalizer(kube::Error::Api(s)) | FinalizerError::AddFinalizer(kube::Error::Api(s)),
+        ) if s.code == 404 => {
+            tracing::debug!(registry = %key(&reg), "registry is gone; nothing left to do");
+            Ok(Action::await_change())
+        }
+        other => other.map_err(|e| Error::Finalizer(Box::new(e))),
+    };
     ctx.metrics.reconciled(start.elapsed());
     match &result {
         Ok(_) => {

@@ -194,6 +194,7 @@ pub fn compute(
             now,
         ),
         ready_replicas: Some(ready_replicas),
+        replicas: Some(format!("{ready_replicas}/{}", spec.replicas)),
         endpoint: Some(endpoint),
         backend: Some(spec.storage.backend),
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use banter_operator::leader::{LeaderElector, held_by_other};
+use banter_operator::leader::{LeaderElector, expired_by_observation};
 use banter_operator::metrics::{self, Metrics};
 use http::{Method, Request, Response};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -16,10 +16,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/banter-operator-leader";
 
 fn lease(holder: &str, renewed: Timestamp) -> Value {
+    lease_for(holder, renewed, 15)
+}
+
+fn lease_for(holder: &str, renewed: Timestamp, seconds: i32) -> Value {
     json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "banter-operator-leader", "namespace": "ops", "resourceVersion": "7"},
-        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
                  "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), "leaseTransitions": 2}
     })
 }
@@ -56,6 +60,21 @@ async fn elect(answers: Vec<(Method, &'static str, u16, Value)>) -> (bool, Vec<V
     let won = {
         let elector = elector(svc, Duration::from_secs(15));
         elector.try_acquire_or_renew().await.expect("request succeeds")
+    };
+    (won, task.await.expect("scenario"))
+}
+
+/// Two attempts by one elector, `pause` apart: expiry is judged by how long
+/// this replica has seen the same record, not by the holder's clock.
+async fn elect_twice(answers: Vec<(Method, &'static str, u16, Value)>, pause: Duration) -> ([bool; 2], Vec<Value>) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let task = tokio::spawn(serve(handle, answers));
+    let won = {
+        let elector = elector(svc, Duration::from_secs(15));
+        let first = elector.try_acquire_or_renew().await.expect("request succeeds");
+        tokio::time::sleep(pause).await;
+        let second = elector.try_acquire_or_renew().await.expect("request succeeds");
+        [first, second]
     };
     (won, task.await.expect("scenario"))
 }
@@ -105,38 +124,108 @@ async fn a_fresh_lease_of_another_replica_is_respected() {
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_with_optimistic_concurrency() {
     let stale = Timestamp::now() - SignedDuration::from_secs(60);
-    let (won, bodies) = elect(vec![
-        (Method::GET, LEASE_PATH, 200, lease("other", stale)),
-        (Method::PUT, LEASE_PATH, 200, lease("me", Timestamp::now())),
-    ])
+    let (won, bodies) = elect_twice(
+        vec![
+            (Method::GET, LEASE_PATH, 200, lease_for("other", stale, 1)),
+            (Method::GET, LEASE_PATH, 200, lease_for("other", stale, 1)),
+            (Method::PUT, LEASE_PATH, 200, lease("me", Timestamp::now())),
+        ],
+        Duration::from_millis(1100),
+    )
     .await;
-    assert!(won);
+    assert_eq!(won, [false, true], "first sight of a record starts its lease locally");
     assert_eq!(
-        bodies[1]["metadata"]["resourceVersion"], "7",
+        bodies[2]["metadata"]["resourceVersion"], "7",
         "replace carries the version read"
     );
-    assert_eq!(bodies[1]["spec"]["holderIdentity"], "me");
-    assert_eq!(bodies[1]["spec"]["leaseTransitions"], 3);
+    assert_eq!(bodies[2]["spec"]["holderIdentity"], "me");
+    assert_eq!(bodies[2]["spec"]["leaseTransitions"], 3);
 }
 
 #[tokio::test]
 async fn losing_the_race_means_not_leader() {
     let stale = Timestamp::now() - SignedDuration::from_secs(60);
-    let (won, _) = elect(vec![
-        (Method::GET, LEASE_PATH, 200, lease("other", stale)),
-        (Method::PUT, LEASE_PATH, 409, conflict()),
-    ])
+    let (won, _) = elect_twice(
+        vec![
+            (Method::GET, LEASE_PATH, 200, lease_for("other", stale, 1)),
+            (Method::GET, LEASE_PATH, 200, lease_for("other", stale, 1)),
+            (Method::PUT, LEASE_PATH, 409, conflict()),
+        ],
+        Duration::from_millis(1100),
+    )
     .await;
-    assert!(!won);
+    assert_eq!(won, [false, false]);
+}
+
+#[tokio::test]
+async fn a_holder_whose_clock_runs_ahead_is_taken_over_after_a_lease_of_silence() {
+    // Its renewTime is an hour in our future: the holder's clock cannot keep
+    // a lease it stopped renewing.
+    let ahead = Timestamp::now() + SignedDuration::from_secs(3600);
+    let (won, _) = elect_twice(
+        vec![
+            (Method::GET, LEASE_PATH, 200, lease_for("other", ahead, 1)),
+            (Method::GET, LEASE_PATH, 200, lease_for("other", ahead, 1)),
+            (Method::PUT, LEASE_PATH, 200, lease("me", Timestamp::now())),
+        ],
+        Duration::from_millis(1100),
+    )
+    .await;
+    assert_eq!(won, [false, true]);
+}
+
+#[tokio::test]
+async fn a_holder_that_keeps_renewing_is_respected_whatever_its_clock_says() {
+    // Renewal times an hour in our past, but moving: the holder is alive.
+    let behind = Timestamp::now() - SignedDuration::from_secs(3600);
+    let (won, _) = elect_twice(
+        vec![
+            (Method::GET, LEASE_PATH, 200, lease_for("other", behind, 1)),
+            (
+                Method::GET,
+                LEASE_PATH,
+                200,
+                lease_for("other", behind + SignedDuration::from_secs(1), 1),
+            ),
+        ],
+        Duration::from_millis(1100),
+    )
+    .await;
+    assert_eq!(won, [false, false]);
 }
 
 #[test]
-fn lease_validity() {
-    let now = Timestamp::now();
-    let l: Lease = serde_json::from_value(lease("other", now)).expect("lease");
-    assert!(held_by_other(&l, "me", now));
-    assert!(!held_by_other(&l, "other", now));
-    assert!(!held_by_other(&l, "me", now + SignedDuration::from_secs(16)));
+fn observation_expiry() {
+    let t0 = std::time::Instant::now();
+    assert!(!expired_by_observation(t0, 15, t0 + Duration::from_secs(14)));
+    assert!(expired_by_observation(t0, 15, t0 + Duration::from_secs(15)));
+    assert!(
+        !expired_by_observation(t0 + Duration::from_secs(5), 15, t0),
+        "earlier now is not expiry"
+    );
+}
+
+#[tokio::test]
+async fn release_hands_the_lease_back() {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let task = tokio::spawn(serve(
+        handle,
+        vec![
+            (Method::GET, LEASE_PATH, 200, lease("me", Timestamp::now())),
+            (Method::PUT, LEASE_PATH, 200, lease("", Timestamp::now())),
+        ],
+    ));
+    {
+        let elector = elector(svc, Duration::from_secs(15));
+        elector.release().await.expect("released");
+    }
+    let bodies = task.await.expect("scenario");
+    assert!(
+        bodies[1]["spec"].get("holderIdentity").is_none_or(Value::is_null),
+        "{}",
+        bodies[1]
+    );
+    assert_eq!(bodies[1]["spec"]["leaseDurationSeconds"], 1);
 }
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
