@@ -6,7 +6,6 @@ use std::time::Duration;
 use banter_operator::leader::{LeaderElector, expired_by_observation};
 use banter_operator::metrics::{self, Metrics};
 use http::{Method, Request, Response};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::client::Body;
