@@ -138,7 +138,12 @@ impl Drop for Environment {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
-            rt.block_on(delete_namespace(&namespace));
+            // One deadline over the whole teardown: a hung request must not
+            // keep a failed run from ending.
+            let teardown = delete_namespace(&namespace);
+            if rt.block_on(tokio::time::timeout(WAIT + WAIT, teardown)).is_err() {
+                eprintln!("e2e: tearing down namespace {namespace} timed out");
+            }
         })
         .join();
         if let Some(mut child) = self.operator.take() {
@@ -157,17 +162,32 @@ async fn delete_namespace(namespace: &str) {
             return;
         }
     };
-    let api: Api<Namespace> = Api::all(client);
+    let api: Api<Namespace> = Api::all(client.clone());
     if let Err(e) = api.delete(namespace, &DeleteParams::background()).await {
         eprintln!("e2e: deleting namespace {namespace} failed: {e}");
         return;
     }
-    let gone = wait_for(&format!("namespace {namespace} to be gone"), || async {
-        matches!(api.get_opt(namespace).await, Ok(None)).then_some(())
-    })
-    .await;
-    if let Err(e) = gone {
-        eprintln!("e2e: {e:#}");
+    let gone = || async { matches!(api.get_opt(namespace).await, Ok(None)).then_some(()) };
+    if let Err(e) = wait_for(&format!("namespace {namespace} to be gone"), gone).await {
+        // The operator died or hung: drop its finalizer from what is left so
+        // the namespace does not stay Terminating for ever.
+        eprintln!("e2e: {e:#}; removing finalizers of the registries left in it");
+        let registries: Api<BanterRegistry> = Api::namespaced(client, namespace);
+        let left = registries
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        for reg in left {
+            let Some(name) = reg.metadata.name else { continue };
+            let patch = Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}}));
+            if let Err(e) = registries.patch(&name, &PatchParams::default(), &patch).await {
+                eprintln!("e2e: removing the finalizer of {name} failed: {e}");
+            }
+        }
+        if let Err(e) = wait_for(&format!("namespace {namespace} to be gone"), gone).await {
+            eprintln!("e2e: {e:#}");
+        }
     }
 }
 
