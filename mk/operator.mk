@@ -13,6 +13,6 @@ crds:
 check-crds:
 	$(CARGO) test -p banter-operator --test crd_fresh
 
-## golden: regenerate the render golden files of manifests/examples/
+## golden: regenerate the golden files (render of manifests/examples/, request bodies of the mock reconcile tests)
 golden:
-	UPDATE_GOLDEN=1 $(CARGO) test -p banter-operator --test golden
+	UPDATE_GOLDEN=1 $(CARGO) test -p banter-operator --test golden --test reconcile_mock

@@ -9,7 +9,8 @@ mod status;
 
 pub use spec::{
     AppendFsync, AuthSpec, Backend, BanterRegistry, BanterRegistrySpec, GrafanaDashboardSpec, MonitoringSpec,
-    RedisPersistence, RedisSpec, ServiceMonitorSpec, ServiceSpec, ServiceType, SqliteSpec, StorageSpec,
+    QUANTITY_PATTERN, RedisPersistence, RedisSpec, ServiceMonitorSpec, ServiceSpec, ServiceType, SqliteSpec,
+    StorageSpec,
 };
 pub use status::{BanterRegistryStatus, ConditionType};
 

@@ -98,6 +98,21 @@ fn default_replicas() -> i32 {
     1
 }
 
+/// The spec of `{}`: every field at its documented default.
+impl Default for BanterRegistrySpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_replicas(),
+            image: None,
+            resources: None,
+            service: ServiceSpec::default(),
+            storage: StorageSpec::default(),
+            auth: None,
+            monitoring: MonitoringSpec::default(),
+        }
+    }
+}
+
 /// The Service in front of the registry pods.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -221,6 +236,7 @@ impl Backend {
 pub struct SqliteSpec {
     /// Size of the PersistentVolumeClaim holding the database.
     #[serde(default = "default_size", deserialize_with = "size_or_default")]
+    #[schemars(schema_with = "quantity_schema")]
     pub size: Quantity,
 
     /// StorageClass of the PersistentVolumeClaim; the cluster default when absent.
@@ -241,6 +257,24 @@ fn default_size() -> Quantity {
     Quantity("1Gi".to_string())
 }
 
+/// A volume size: an integer or a quantity string, never null (the CRD
+/// keeps no `nullable` where null has no meaning), checked by the API server
+/// with the pattern `resource.Quantity` parses.
+fn quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    // `pattern` applies to the string form only; an explicit `nullable:
+    // false` keeps kube's schema rewrite from marking it nullable.
+    schemars::json_schema!({
+        "x-kubernetes-int-or-string": true,
+        "pattern": QUANTITY_PATTERN,
+        "nullable": false
+    })
+}
+
+/// A non-negative `resource.Quantity` in its serialized forms (decimal,
+/// binary or exponent suffix).
+pub const QUANTITY_PATTERN: &str =
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
 /// `size: null` means "the default": one object stored with an explicit
 /// null (older CRDs marked the field nullable, so the API server kept it)
 /// must never fail the typed watch of every registry.
@@ -254,6 +288,7 @@ fn size_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Quantity, D
 pub struct RedisSpec {
     /// Size of the Redis data volume.
     #[serde(default = "default_size", deserialize_with = "size_or_default")]
+    #[schemars(schema_with = "quantity_schema")]
     pub size: Quantity,
 
     /// StorageClass of the Redis data volume; the cluster default when absent.

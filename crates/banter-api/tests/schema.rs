@@ -167,3 +167,24 @@ fn scrape_interval_follows_the_prometheus_operator_duration_pattern() {
         );
     }
 }
+
+#[test]
+fn sizes_are_never_null_and_follow_the_quantity_pattern() {
+    assert_eq!(BanterRegistrySpec::default(), spec("{}"), "Default is the empty spec");
+    let s = schema();
+    // RE2 syntax, as the API server's Go regexp reads it.
+    let re = regex::Regex::new(banter_api::QUANTITY_PATTERN).expect("pattern compiles");
+    let re = |s: &str| re.is_match(s);
+    for backend in ["sqlite", "redis"] {
+        let size = &s["properties"]["spec"]["properties"]["storage"]["properties"][backend]["properties"]["size"];
+        assert_eq!(size["nullable"], Value::Bool(false), "{backend}: {size}");
+        assert_eq!(size["x-kubernetes-int-or-string"], Value::Bool(true));
+        assert_eq!(size["pattern"].as_str(), Some(banter_api::QUANTITY_PATTERN));
+    }
+    for ok in ["1Gi", "500Mi", "1e3", "1.5G", "10"] {
+        assert!(re(ok), "{ok} is a quantity");
+    }
+    for bad in ["", "-1Gi", "1 Gi", "1GiB", "lots", "1Gi\n"] {
+        assert!(!re(bad), "{bad:?} is not a quantity");
+    }
+}

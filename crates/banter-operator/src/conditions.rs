@@ -26,6 +26,10 @@ pub mod reasons {
     pub const REPLICAS_NOT_READY: &str = "ReplicasNotReady";
     /// Enough pods are ready, but not all of them run the current pod template.
     pub const ROLLOUT_IN_PROGRESS: &str = "RolloutInProgress";
+    /// A child could not be applied (the message names it); retried with backoff.
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    /// An admission plugin refused a child (quota, policy, webhook); waits for a change.
+    pub const ADMISSION_REFUSED: &str = "AdmissionRefused";
     /// The Secret named by spec.auth does not exist.
     pub const AUTH_SECRET_MISSING: &str = "AuthSecretMissing";
     /// No monitoring was requested.

@@ -6,17 +6,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use banter_api::BanterRegistry;
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use futures::{Stream, StreamExt, TryStreamExt};
+use kube::core::{ApiResource, DynamicObject};
+use kube::runtime::controller::Config;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, reflector, watcher};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::Settings;
 use crate::children::ChildKind;
 use crate::cli::{LogFormat, RunArgs};
+use crate::decode;
+use crate::discovery::Discovery;
 use crate::events::EventSink;
 use crate::labels;
 use crate::leader::LeaderElector;
@@ -97,7 +99,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     metrics.set_leader(true);
 
-    let served = reconcile::service_monitor_served(&client).await.unwrap_or(false);
+    let discovery = Arc::new(Discovery::fixed(false));
+    if let Err(e) = discovery.refresh(&client).await {
+        tracing::warn!(error = %e, "discovery failed; assuming no ServiceMonitor CRD until the next refresh");
+    }
+    tokio::spawn({
+        let discovery = discovery.clone();
+        let client = client.clone();
+        async move { discovery.refresh_loop(client).await }
+    });
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -105,16 +115,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             instance: Some(identity.clone()),
         },
     );
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        Settings {
-            registry_image: args.registry_image.clone(),
-            redis_image: args.redis_image.clone(),
-        },
-        metrics.clone(),
-        EventSink::Kube(recorder),
-        reconcile::random_token,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            Settings {
+                registry_image: args.registry_image.clone(),
+                redis_image: args.redis_image.clone(),
+            },
+            metrics.clone(),
+            EventSink::Kube(recorder),
+            reconcile::random_token,
+        )
+        .with_discovery(discovery),
+    );
 
     let namespaces: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
@@ -124,7 +137,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let controllers = futures::future::join_all(
         namespaces
             .into_iter()
-            .map(|ns| controller(client.clone(), ns, ctx.clone(), served)),
+            .map(|ns| controller(client.clone(), ns, ctx.clone())),
     );
     tokio::select! {
         _ = controllers => tracing::info!("controllers stopped"),
@@ -173,42 +186,78 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
+/// Reconciles running at once: enough to keep up, few enough that a
+/// thousand registries created together do not flood the API server.
+pub const CONCURRENCY: u16 = 8;
+
+fn dynamic_api(client: &Client, ns: Option<&str>, ar: &ApiResource) -> Api<DynamicObject> {
     match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
     }
 }
 
+/// The watch of one child kind: feeds the cache, and maps every event to
+/// the registry named by the object's instance label. Labels, not owner
+/// references, so retained volumes (which have no owner) trigger too.
+fn child_events(
+    client: &Client,
+    ns: Option<&str>,
+    kind: ChildKind,
+    ctx: &Arc<Context>,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let api = dynamic_api(client, ns, &kind.api_resource());
+    let cfg = watcher::Config::default()
+        .labels(&format!("{}={}", labels::keys::MANAGED_BY, labels::MANAGED_BY))
+        .any_semantic();
+    let cache = ctx.cache.clone();
+    let scope = ns.map(str::to_string);
+    let discovery = ctx.discovery.clone();
+    let watch = move || {
+        watcher(api, cfg)
+            .default_backoff()
+            .map_ok(move |ev| {
+                cache.handle(scope.as_deref(), kind, &ev);
+                ev
+            })
+            .touched_objects()
+    };
+    if kind == ChildKind::ServiceMonitor {
+        // Not served yet: start watching when discovery sees the CRD.
+        futures::stream::once(async move {
+            discovery.service_monitor_appears().await;
+            watch()
+        })
+        .flatten()
+        .boxed()
+    } else {
+        watch().boxed()
+    }
+}
+
+/// The registry a child event belongs to.
+fn owner_ref(obj: DynamicObject) -> Option<ObjectRef<BanterRegistry>> {
+    let instance = obj.labels().get(labels::keys::INSTANCE)?.clone();
+    let ns = obj.namespace()?;
+    Some(ObjectRef::new(&instance).within(&ns))
+}
+
 /// One controller for `ns` (all namespaces when `None`), until shutdown.
-pub async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>, served: bool) {
+pub async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
     let ns = ns.as_deref();
-    let registries: Api<BanterRegistry> = api_for(&client, ns);
-    let owned = watcher::Config::default().labels(&format!("{}={}", labels::keys::MANAGED_BY, labels::MANAGED_BY));
+    // Untyped, then decoded one by one: an object that does not deserialize
+    // becomes an `InvalidSpec` placeholder instead of failing the list.
+    let registries = dynamic_api(&client, ns, &ApiResource::erase::<BanterRegistry>(&()));
     let (reader, writer) = reflector::store();
-    let main = watcher(registries, watcher::Config::default())
+    let main = watcher(registries, watcher::Config::default().any_semantic())
         .default_backoff()
+        .map_ok(decode::event)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
-    let mut c = Controller::for_stream(main, reader)
-        .owns(api_for::<ConfigMap>(&client, ns), owned.clone())
-        .owns(api_for::<Secret>(&client, ns), owned.clone())
-        .owns(api_for::<PersistentVolumeClaim>(&client, ns), owned.clone())
-        .owns(api_for::<Service>(&client, ns), owned.clone())
-        .owns(api_for::<StatefulSet>(&client, ns), owned.clone())
-        .owns(api_for::<Deployment>(&client, ns), owned.clone())
-        .owns(api_for::<PodDisruptionBudget>(&client, ns), owned.clone());
-    if served {
-        let ar = ChildKind::ServiceMonitor.api_resource();
-        let api: Api<kube::core::DynamicObject> = match ns {
-            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-            None => Api::all_with(client.clone(), &ar),
-        };
-        c = c.owns_with(api, ar, owned.clone());
+    let mut c = Controller::for_stream(main, reader).with_config(Config::default().concurrency(CONCURRENCY));
+    for kind in ChildKind::ALL {
+        c = c.watches_stream_with(child_events(&client, ns, kind, &ctx), owner_ref, kind.api_resource());
     }
     c.shutdown_on_signal()
         .run(reconcile::reconcile, reconcile::error_policy, ctx)

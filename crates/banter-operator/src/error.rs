@@ -12,6 +12,9 @@ pub enum Error {
     /// An object could not be (de)serialized.
     #[error("serialization failed: {0}")]
     Serde(#[from] serde_json::Error),
+    /// The watch caches have not finished their first list.
+    #[error("the watch caches have not listed every child kind yet")]
+    CacheNotSynced,
     /// The resource lacks metadata the operator relies on.
     #[error("resource is missing {0}")]
     MissingMetadata(&'static str),
@@ -31,6 +34,7 @@ impl Error {
             },
             Self::Serde(_) => "Serialization",
             Self::MissingMetadata(_) => "MissingMetadata",
+            Self::CacheNotSynced => "CacheNotSynced",
         }
     }
 }

@@ -27,6 +27,12 @@ pub mod keys {
 /// `redis`); not part of any selector, so the StatefulSet controller keeps it.
 pub const DATA_LABEL: &str = "banterpacks.io/data";
 
+/// Label on every data volume: the UID of the registry that created (or
+/// adopted) it. It survives detaching, so prune and cleanup delete only
+/// volumes this very registry stamped, never one an earlier registry of the
+/// same name deliberately kept.
+pub const OWNER_UID_LABEL: &str = "banterpacks.io/owner-uid";
+
 /// The component a child belongs to; also its `app.kubernetes.io/component`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Component {

@@ -2,12 +2,15 @@
 //! banter-operator: reconciles `BanterRegistry` resources into a running,
 //! monitored pack registry.
 
+pub mod cache;
 pub mod children;
 pub mod cli;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod dashboards;
+pub mod decode;
+pub mod discovery;
 pub mod drift;
 pub mod error;
 pub mod events;

@@ -7,19 +7,23 @@ use std::time::{Duration, Instant};
 use banter_api::{Backend, BanterRegistry};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::core::DynamicObject;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
+use crate::cache::ChildCache;
 use crate::children::{self, BuildInput, Child, ChildKind};
+use crate::conditions::reasons;
+use crate::decode::decode_error;
+use crate::discovery::Discovery;
 use crate::events::EventSink;
 use crate::labels;
 use crate::metrics::Metrics;
 use crate::settings::{FIELD_MANAGER, FINALIZER};
-use crate::status::{self, Observed};
+use crate::status::{self, Findings, Observed};
 use crate::{Error, Settings};
 
 /// How often a healthy registry is re-checked for drift without any event.
@@ -43,6 +47,12 @@ pub struct Context {
     pub token: fn() -> String,
     /// Consecutive failures per registry, for the retry backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// Children as the watches see them.
+    pub cache: Arc<ChildCache>,
+    /// Which optional APIs are served.
+    pub discovery: Arc<Discovery>,
+    /// Auth Secrets seen to exist, and when; re-checked after `RESYNC`.
+    auth_secrets: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl Context {
@@ -61,6 +71,28 @@ impl Context {
             events,
             token,
             failures: Mutex::new(HashMap::new()),
+            cache: Arc::new(ChildCache::default()),
+            discovery: Arc::new(Discovery::fixed(false)),
+            auth_secrets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This context with the given discovery answers.
+    pub fn with_discovery(mut self, discovery: Arc<Discovery>) -> Self {
+        self.discovery = discovery;
+        self
+    }
+
+    fn auth_secret_known(&self, ns: &str, name: &str) -> bool {
+        self.auth_secrets.lock().is_ok_and(|m| {
+            m.get(&(ns.to_string(), name.to_string()))
+                .is_some_and(|seen| seen.elapsed() < RESYNC)
+        })
+    }
+
+    fn remember_auth_secret(&self, ns: &str, name: &str) {
+        if let Ok(mut m) = self.auth_secrets.lock() {
+            m.insert((ns.to_string(), name.to_string()), Instant::now());
         }
     }
 }
@@ -135,123 +167,334 @@ pub fn backoff(n: u32) -> Duration {
     BACKOFF_BASE.saturating_mul(factor).min(BACKOFF_MAX)
 }
 
-/// Whether `monitoring.coreos.com/v1` serves ServiceMonitors (discovery).
-pub async fn service_monitor_served(client: &Client) -> Result<bool, Error> {
-    match client.list_api_group_resources("monitoring.coreos.com/v1").await {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "servicemonitors")),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
+/// How long `observe` waits for the watch caches' first list.
+pub const CACHE_WAIT: Duration = Duration::from_secs(30);
+/// Re-check delay while the Secret named by `spec.auth` is missing (Secrets
+/// are not watched, so nothing else would notice it appear).
+pub const AUTH_RECHECK: Duration = Duration::from_secs(30);
 
 fn dynamic_api(client: &Client, ns: &str, kind: ChildKind) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &kind.api_resource())
 }
 
-/// Lists every object of the managed kinds that carries this registry's labels.
-async fn observe(client: &Client, ns: &str, instance: &str, served: bool) -> Result<Observed, Error> {
-    let lp = ListParams::default().labels(&labels::instance_selector(instance));
-    let mut observed = Observed::new();
-    for kind in ChildKind::ALL {
-        if kind == ChildKind::ServiceMonitor && !served {
-            continue;
-        }
-        for obj in dynamic_api(client, ns, kind).list(&lp).await? {
-            let name = obj.name_any();
-            observed.insert((kind, name), serde_json::to_value(&obj)?);
-        }
-    }
-    Ok(observed)
+/// A registry whose spec passed validation, with the identity every later
+/// stage needs.
+pub struct ValidatedRegistry<'a> {
+    /// The resource.
+    pub registry: &'a BanterRegistry,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.uid`: stamped on data volumes.
+    pub uid: String,
 }
 
-/// Whether a labelled PVC that is not a desired child may be deleted. Only
-/// data volumes of the other backend, and only without retainOnDelete; the
-/// backend is read from the `banterpacks.io/data` label because the
-/// StatefulSet controller overwrites claim labels with its selector's.
-fn prunable_volume(obj: &Value, backend: Backend, retain: bool) -> bool {
-    let data = obj
-        .pointer("/metadata/labels")
-        .and_then(|l| l.get(labels::DATA_LABEL))
-        .and_then(Value::as_str);
-    match data {
+/// Stage 1: the spec as the operator can act on it, or why it cannot.
+pub fn validate(reg: &BanterRegistry) -> Result<Result<ValidatedRegistry<'_>, String>, Error> {
+    let name = reg
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingMetadata("metadata.name"))?;
+    let namespace = reg.namespace().ok_or(Error::MissingMetadata("metadata.namespace"))?;
+    let uid = reg.metadata.uid.clone().ok_or(Error::MissingMetadata("metadata.uid"))?;
+    if let Some(why) = decode_error(reg) {
+        return Ok(Err(format!("the spec cannot be read: {why}")));
+    }
+    Ok(reg.spec.validate().map(|()| ValidatedRegistry {
+        registry: reg,
+        name,
+        namespace,
+        uid,
+    }))
+}
+
+/// What stage 2 found: the children and the facts besides them.
+pub struct Observation {
+    /// Children as the watch caches hold them.
+    pub children: Observed,
+    /// Findings for the status.
+    pub findings: Findings,
+}
+
+/// Kinds the operator manages in a cluster that does (not) serve ServiceMonitors.
+fn kinds(service_monitor_served: bool) -> Vec<ChildKind> {
+    ChildKind::ALL
+        .into_iter()
+        .filter(|k| service_monitor_served || *k != ChildKind::ServiceMonitor)
+        .collect()
+}
+
+/// Stage 2: children from the caches; the auth Secret by name, remembered
+/// while it exists.
+async fn observe(ctx: &Context, v: &ValidatedRegistry<'_>) -> Result<Observation, Error> {
+    let served = ctx.discovery.service_monitor();
+    let children = ctx
+        .cache
+        .observe(&v.namespace, &v.name, &kinds(served), CACHE_WAIT)
+        .await?;
+    let missing_auth_secret = match &v.registry.spec.auth {
+        Some(auth) if !ctx.auth_secret_known(&v.namespace, &auth.secret_name) => {
+            let found = Api::<PartialObjectMeta<Secret>>::namespaced(ctx.client.clone(), &v.namespace)
+                .get_metadata_opt(&auth.secret_name)
+                .await?
+                .is_some();
+            if found {
+                ctx.remember_auth_secret(&v.namespace, &auth.secret_name);
+                None
+            } else {
+                Some(auth.secret_name.clone())
+            }
+        }
+        _ => None,
+    };
+    Ok(Observation {
+        children,
+        findings: Findings {
+            service_monitor_served: served,
+            missing_auth_secret,
+        },
+    })
+}
+
+/// Whether a labelled PVC that is not a desired child may be deleted: only
+/// a data volume of the other backend, only without retainOnDelete, and only
+/// one this very registry stamped. The backend is read from the
+/// `banterpacks.io/data` label because the StatefulSet controller overwrites
+/// claim labels with its selector's.
+fn prunable_volume(obj: &Value, backend: Backend, retain: bool, uid: &str) -> bool {
+    let label = |key: &str| {
+        obj.pointer("/metadata/labels")
+            .and_then(|l| l.get(key))
+            .and_then(Value::as_str)
+    };
+    match label(labels::DATA_LABEL) {
         Some(b) if b == backend.as_str() => false,
-        Some(_) => !retain,
+        Some(_) => !retain && stamped_by(obj, uid),
         // Not recognisably ours: never delete data.
         None => false,
     }
 }
 
+/// Whether `obj` was stamped by (or is owned by) the registry with `uid`.
+fn stamped_by(obj: &Value, uid: &str) -> bool {
+    let stamp = obj
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(labels::OWNER_UID_LABEL))
+        .and_then(Value::as_str);
+    match stamp {
+        Some(s) => s == uid,
+        // Volumes from before stamping: only an owner reference proves it.
+        None => obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))),
+    }
+}
+
+/// How a write the API server refused should be handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// 422: the spec asks for something the server will never accept.
+    Invalid,
+    /// 403 from an admission plugin (quota, policy, webhook).
+    Admission,
+    /// Anything else: retried with backoff.
+    Transient,
+}
+
+fn refusal(e: &Error) -> Refusal {
+    match e {
+        Error::Kube(kube::Error::Api(s)) if s.code == 422 => Refusal::Invalid,
+        // RBAC's 403 reads `User "…" cannot patch resource …`: the operator's
+        // own permissions, which an administrator may fix, so retried.
+        Error::Kube(kube::Error::Api(s)) if s.code == 403 && !s.message.contains(" cannot ") => Refusal::Admission,
+        _ => Refusal::Transient,
+    }
+}
+
+/// One child that could not be applied or pruned.
+struct Failure {
+    what: String,
+    error: Error,
+}
+
+/// Stage 4: applies every desired child (one failure never stops the rest),
+/// stamps adopted volumes, then prunes when everything applied. Returns the
+/// children as they are after these writes, and the failures.
+async fn apply_all(
+    ctx: &Context,
+    v: &ValidatedRegistry<'_>,
+    desired: &[Child],
+    observed: &Observed,
+) -> (Observed, Vec<Failure>) {
+    let mut after = observed.clone();
+    let mut failures = Vec::new();
+    for child in desired {
+        let key = (child.kind, child.name.clone());
+        match apply_child(ctx, v, child, observed.get(&key)).await {
+            Ok(Some(live)) => {
+                after.insert(key, live);
+            }
+            Ok(None) => {}
+            Err(error) => failures.push(Failure {
+                what: format!("{:?} {}", child.kind, child.name),
+                error,
+            }),
+        }
+    }
+    if let Err(f) = stamp_volumes(ctx, v, &mut after).await {
+        failures.push(f);
+    }
+    // Removing the old before the new is in place could take the registry
+    // down: prune only after a clean apply.
+    if failures.is_empty() {
+        failures.extend(prune(ctx, v, desired, &mut after).await);
+    }
+    (after, failures)
+}
+
+/// Stamps Redis claim volumes (made by the StatefulSet controller from a
+/// template that cannot change) with this registry's UID.
+async fn stamp_volumes(ctx: &Context, v: &ValidatedRegistry<'_>, after: &mut Observed) -> Result<(), Failure> {
+    if v.registry.spec.storage.backend != Backend::Redis {
+        return Ok(());
+    }
+    let unstamped: Vec<String> = after
+        .iter()
+        .filter(|((kind, _), obj)| {
+            *kind == ChildKind::PersistentVolumeClaim
+                && obj.pointer("/metadata/labels").and_then(|l| l.get(labels::DATA_LABEL)) == Some(&json!("redis"))
+                && obj
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(labels::OWNER_UID_LABEL))
+                    .is_none()
+        })
+        .map(|((_, name), _)| name.clone())
+        .collect();
+    let api = dynamic_api(&ctx.client, &v.namespace, ChildKind::PersistentVolumeClaim);
+    for name in unstamped {
+        let patch = json!({"metadata": {"labels": {labels::OWNER_UID_LABEL: v.uid}}});
+        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(live) => {
+                let mut live = serde_json::to_value(&live).map_err(|e| Failure {
+                    what: format!("PersistentVolumeClaim {name}"),
+                    error: e.into(),
+                })?;
+                crate::cache::trim(ChildKind::PersistentVolumeClaim, &mut live);
+                after.insert((ChildKind::PersistentVolumeClaim, name), live);
+            }
+            Err(e) => {
+                return Err(Failure {
+                    what: format!("PersistentVolumeClaim {name}"),
+                    error: e.into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
-    let ns = reg.namespace().ok_or(Error::MissingMetadata("metadata.namespace"))?;
-    let name = reg.name_any();
-    let api: Api<BanterRegistry> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<BanterRegistry> = Api::namespaced(
+        ctx.client.clone(),
+        &reg.namespace().ok_or(Error::MissingMetadata("metadata.namespace"))?,
+    );
     let now = Time(k8s_openapi::jiff::Timestamp::now());
 
-    if let Err(message) = reg.spec.validate() {
-        let st = status::invalid(reg, &message, &now);
-        if status::write_if_changed(&api, reg, &st).await? {
-            ctx.events.publish(reg, true, "InvalidSpec", "Validate", message).await;
+    // 1. validate
+    let v = match validate(reg)? {
+        Ok(v) => v,
+        Err(message) => {
+            let st = status::invalid(reg, &message, &now);
+            if status::write_if_changed(&api, reg, &st).await? {
+                ctx.events.publish(reg, true, "InvalidSpec", "Validate", message).await;
+            }
+            record_conditions(ctx, reg, &st);
+            // Nothing will change until the user edits the spec.
+            return Ok(Action::await_change());
         }
-        record_conditions(ctx, reg, &st);
-        // Nothing will change until the user edits the spec.
-        return Ok(Action::await_change());
-    }
+    };
 
-    let served = service_monitor_served(&ctx.client).await?;
+    // 2. observe
+    let observation = observe(ctx, &v).await?;
+
+    // 3. build (pure)
     let token = (ctx.token)();
     let input = BuildInput {
         registry: reg,
         settings: &ctx.settings,
-        service_monitor_served: served,
+        service_monitor_served: observation.findings.service_monitor_served,
         generated_token: &token,
     };
     let desired = children::desired(&input)?;
-    let observed = observe(&ctx.client, &ns, &name, served).await?;
-    let auth_missing = match &reg.spec.auth {
-        Some(auth) => Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&auth.secret_name)
-            .await?
-            .is_none()
-            .then(|| auth.secret_name.clone()),
-        None => None,
-    };
+    let endpoint = children::endpoint(&input)?;
 
-    for child in &desired {
-        match apply_child(ctx, reg, &ns, child, observed.get(&(child.kind, child.name.clone()))).await {
-            Ok(()) => {}
-            // 422: the API server refuses what the spec asks for (a PVC
-            // shrink, a value its schema rejects). Retrying cannot help, so
-            // report it like an invalid spec and wait for the user's change.
-            Err(Error::Kube(kube::Error::Api(ae))) if ae.code == 422 => {
-                let message = format!(
-                    "the API server rejected {:?} {}: {}",
-                    child.kind, child.name, ae.message
-                );
-                let st = status::invalid(reg, &message, &now);
-                if status::write_if_changed(&api, reg, &st).await? {
-                    ctx.events.publish(reg, true, "InvalidSpec", "Apply", message).await;
-                }
-                record_conditions(ctx, reg, &st);
-                return Ok(Action::await_change());
+    // 4. apply and prune
+    let (after, failures) = apply_all(ctx, &v, &desired, &observation.children).await;
+
+    // 5. status, from the children as they are now
+    let computed = status::compute(reg, &after, &observation.findings, endpoint, &now);
+    if failures.is_empty() {
+        status::write_if_changed(&api, reg, &computed).await?;
+        record_conditions(ctx, reg, &computed);
+        return Ok(if observation.findings.missing_auth_secret.is_some() {
+            Action::requeue(AUTH_RECHECK)
+        } else {
+            Action::requeue(RESYNC)
+        });
+    }
+
+    let worst = failures
+        .iter()
+        .map(|f| refusal(&f.error))
+        .max_by_key(|r| match r {
+            Refusal::Invalid => 0,
+            Refusal::Admission => 1,
+            Refusal::Transient => 2,
+        })
+        .unwrap_or(Refusal::Transient);
+    let message = failures
+        .iter()
+        .map(|f| format!("{}: {}", f.what, api_message(&f.error)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let (reason, message) = match worst {
+        Refusal::Invalid => (reasons::INVALID_SPEC, format!("the API server rejected {message}")),
+        Refusal::Admission => (reasons::ADMISSION_REFUSED, format!("admission refused {message}")),
+        Refusal::Transient => (reasons::APPLY_FAILED, format!("could not apply {message}")),
+    };
+    let st = status::not_ready(computed, reg.metadata.generation, reason, &message, &now);
+    let wrote = status::write_if_changed(&api, reg, &st).await;
+    record_conditions(ctx, reg, &st);
+    match worst {
+        Refusal::Invalid | Refusal::Admission => {
+            if wrote? {
+                ctx.events.publish(reg, true, reason, "Apply", message).await;
             }
-            Err(e) => return Err(e),
+            // Retrying cannot help: wait for the user's change.
+            Ok(Action::await_change())
+        }
+        Refusal::Transient => {
+            if let Err(e) = wrote {
+                tracing::warn!(registry = %key(reg), error = %e, "writing the ApplyFailed status failed");
+            }
+            let first = failures
+                .into_iter()
+                .find(|f| refusal(&f.error) == Refusal::Transient)
+                .map(|f| f.error);
+            Err(first.unwrap_or(Error::CacheNotSynced))
         }
     }
-    prune(ctx, reg, &ns, &desired, &observed).await?;
+}
 
-    let st = status::compute(
-        reg,
-        &observed,
-        &status::Findings {
-            service_monitor_served: served,
-            missing_auth_secret: auth_missing,
-        },
-        children::endpoint(&input)?,
-        &now,
-    );
-    status::write_if_changed(&api, reg, &st).await?;
-    record_conditions(ctx, reg, &st);
-    Ok(Action::requeue(RESYNC))
+/// The API server's own message for an API error, the whole error otherwise.
+fn api_message(e: &Error) -> String {
+    match e {
+        Error::Kube(kube::Error::Api(s)) => s.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn record_conditions(ctx: &Context, reg: &BanterRegistry, st: &banter_api::BanterRegistryStatus) {
@@ -263,105 +506,144 @@ fn record_conditions(ctx: &Context, reg: &BanterRegistry, st: &banter_api::Bante
     ctx.metrics.set_conditions(&key(reg), Some(conds));
 }
 
+/// The live object a write returned, trimmed like the cache's.
+fn live(kind: ChildKind, obj: &DynamicObject) -> Result<Value, Error> {
+    let mut v = serde_json::to_value(obj)?;
+    crate::cache::trim(kind, &mut v);
+    Ok(v)
+}
+
+/// Applies one child when it differs from what is observed; returns the
+/// object the API server answered with, `None` when nothing was written.
 async fn apply_child(
     ctx: &Context,
-    reg: &BanterRegistry,
-    ns: &str,
+    v: &ValidatedRegistry<'_>,
     child: &Child,
     observed: Option<&Value>,
-) -> Result<(), Error> {
-    let api = dynamic_api(&ctx.client, ns, child.kind);
+) -> Result<Option<Value>, Error> {
+    let api = dynamic_api(&ctx.client, &v.namespace, child.kind);
     let what = format!("{:?} {}", child.kind, child.name);
     if child.create_only {
         if observed.is_some() {
-            return Ok(());
+            return Ok(None);
         }
         let obj: DynamicObject = serde_json::from_value(child.object.clone())?;
         match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {
+            Ok(created) => {
                 ctx.events
-                    .publish(reg, false, "Created", "Create", format!("created {what}"))
+                    .publish(v.registry, false, "Created", "Create", format!("created {what}"))
                     .await;
-                Ok(())
+                Ok(Some(live(child.kind, &created)?))
             }
             // Exists without our labels: never overwritten.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
             Err(e) => Err(e.into()),
         }
     } else {
         if !crate::drift::needs_apply(&child.object, observed) {
-            return Ok(());
+            return Ok(None);
         }
-        api.patch(
-            &child.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&child.object),
-        )
-        .await?;
+        let applied = api
+            .patch(
+                &child.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&child.object),
+            )
+            .await?;
         let (reason, action) = if observed.is_some() {
             ("Updated", "Update")
         } else {
             ("Created", "Create")
         };
         ctx.events
-            .publish(reg, false, reason, action, format!("{} {what}", reason.to_lowercase()))
+            .publish(
+                v.registry,
+                false,
+                reason,
+                action,
+                format!("{} {what}", reason.to_lowercase()),
+            )
             .await;
-        Ok(())
+        Ok(Some(live(child.kind, &applied)?))
     }
 }
 
 /// Deletes what carries this registry's labels but is no longer desired.
-/// Never deletes token Secrets; data volumes only when retainOnDelete is false.
-async fn prune(
-    ctx: &Context,
-    reg: &BanterRegistry,
-    ns: &str,
-    desired: &[Child],
-    observed: &Observed,
-) -> Result<(), Error> {
+/// Never deletes token Secrets; data volumes only when retainOnDelete is
+/// false and this registry stamped them.
+async fn prune(ctx: &Context, v: &ValidatedRegistry<'_>, desired: &[Child], after: &mut Observed) -> Vec<Failure> {
     let wanted: BTreeSet<(ChildKind, &str)> = desired.iter().map(|c| (c.kind, c.name.as_str())).collect();
-    let backend = reg.spec.storage.backend;
-    for ((kind, name), obj) in observed {
-        if wanted.contains(&(*kind, name.as_str())) {
-            continue;
+    let spec = &v.registry.spec;
+    let doomed: Vec<(ChildKind, String)> = after
+        .iter()
+        .filter(|((kind, name), obj)| {
+            !wanted.contains(&(*kind, name.as_str()))
+                && match kind {
+                    ChildKind::Secret => false,
+                    ChildKind::PersistentVolumeClaim => {
+                        prunable_volume(obj, spec.storage.backend, spec.storage.retain_on_delete, &v.uid)
+                    }
+                    _ => true,
+                }
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut failures = Vec::new();
+    for (kind, name) in doomed {
+        match dynamic_api(&ctx.client, &v.namespace, kind)
+            .delete(&name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {
+                after.remove(&(kind, name.clone()));
+                ctx.events
+                    .publish(
+                        v.registry,
+                        false,
+                        "Pruned",
+                        "Delete",
+                        format!("deleted {kind:?} {name}, no longer needed"),
+                    )
+                    .await;
+            }
+            // Already gone is what we wanted.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                after.remove(&(kind, name.clone()));
+            }
+            Err(e) => failures.push(Failure {
+                what: format!("{kind:?} {name}"),
+                error: e.into(),
+            }),
         }
-        let keep = match kind {
-            ChildKind::Secret => true,
-            ChildKind::PersistentVolumeClaim => !prunable_volume(obj, backend, reg.spec.storage.retain_on_delete),
-            _ => false,
-        };
-        if keep {
-            continue;
-        }
-        dynamic_api(&ctx.client, ns, *kind)
-            .delete(name, &DeleteParams::background())
-            .await?;
-        ctx.events
-            .publish(
-                reg,
-                false,
-                "Pruned",
-                "Delete",
-                format!("deleted {kind:?} {name}, no longer needed"),
-            )
-            .await;
     }
-    Ok(())
+    failures
 }
 
-/// Deletion: keep the data volumes (detached from the registry) or delete them.
+/// Deletion: keep the data volumes (detached from the registry) or delete
+/// the ones this registry stamped.
 async fn cleanup(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     let ns = reg.namespace().ok_or(Error::MissingMetadata("metadata.namespace"))?;
+    let uid = reg.metadata.uid.clone().ok_or(Error::MissingMetadata("metadata.uid"))?;
     let api = dynamic_api(&ctx.client, &ns, ChildKind::PersistentVolumeClaim);
-    let lp = ListParams::default().labels(&labels::instance_selector(&reg.name_any()));
-    for pvc in api.list(&lp).await? {
-        let name = pvc.name_any();
+    let volumes = ctx
+        .cache
+        .observe(&ns, &reg.name_any(), &[ChildKind::PersistentVolumeClaim], CACHE_WAIT)
+        .await?;
+    for ((_, name), pvc) in &volumes {
+        if !stamped_by(pvc, &uid) {
+            // Kept by an earlier registry of the same name, or not ours.
+            continue;
+        }
         if reg.spec.storage.retain_on_delete {
             // Volumes built with retainOnDelete carry no owner reference; one
             // applied before retainOnDelete was switched on is detached here.
-            if pvc.metadata.owner_references.as_ref().is_some_and(|r| !r.is_empty()) {
+            let owned = pvc
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|r| !r.is_empty());
+            if owned {
                 api.patch(
-                    &name,
+                    name,
                     &PatchParams::default(),
                     &Patch::Merge(json!({"metadata": {"ownerReferences": null}})),
                 )
@@ -377,7 +659,11 @@ async fn cleanup(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
                 )
                 .await;
         } else {
-            api.delete(&name, &DeleteParams::background()).await?;
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => continue,
+                Err(e) => return Err(e.into()),
+            }
             ctx.events
                 .publish(
                     reg,

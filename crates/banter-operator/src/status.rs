@@ -47,7 +47,9 @@ pub struct Findings {
     pub missing_auth_secret: Option<String>,
 }
 
-/// Status for a valid spec, from what was observed before this reconcile's writes.
+/// Status for a valid spec, from the children as they are after this
+/// reconcile's writes: a child patched in this pass counts as rolled out
+/// only once its own status says so.
 pub fn compute(
     registry: &BanterRegistry,
     observed: &Observed,
@@ -168,20 +170,16 @@ pub fn compute(
         )
     };
 
-    let ready = if storage.status && registry_cond.status {
-        ConditionUpdate::new(ConditionType::Ready, true, reasons::AVAILABLE, "registry is serving")
-    } else {
-        let waiting: Vec<&str> = [&storage, &registry_cond]
-            .iter()
-            .filter(|c| !c.status)
-            .map(|c| c.type_.as_str())
-            .collect();
-        ConditionUpdate::new(
+    // Ready carries the reason of the first part that blocks it, so
+    // `kubectl get -o wide` and alerts say what is wrong, not only that.
+    let ready = match [&storage, &registry_cond].into_iter().find(|c| !c.status) {
+        None => ConditionUpdate::new(ConditionType::Ready, true, reasons::AVAILABLE, "registry is serving"),
+        Some(blocking) => ConditionUpdate::new(
             ConditionType::Ready,
             false,
-            reasons::PROGRESSING,
-            format!("waiting for {}", waiting.join(", ")),
-        )
+            blocking.reason,
+            format!("{}: {}", blocking.type_.as_str(), blocking.message),
+        ),
     };
 
     let generation = registry.metadata.generation;
@@ -219,6 +217,25 @@ pub fn invalid(registry: &BanterRegistry, message: &str, now: &Time) -> BanterRe
         ),
         ..previous
     }
+}
+
+/// `status` with `Ready=False` for `reason`: a failure of this reconcile
+/// outranks whatever the children show.
+pub fn not_ready(
+    mut status: BanterRegistryStatus,
+    generation: Option<i64>,
+    reason: &'static str,
+    message: &str,
+    now: &Time,
+) -> BanterRegistryStatus {
+    status.observed_generation = generation;
+    status.conditions = merge(
+        &status.conditions,
+        &[ConditionUpdate::new(ConditionType::Ready, false, reason, message)],
+        generation,
+        now,
+    );
+    status
 }
 
 /// The server-side apply body of a status write.

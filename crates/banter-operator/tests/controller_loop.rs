@@ -47,6 +47,24 @@ fn registry(generation: i64, status: Option<Value>) -> Value {
     r
 }
 
+/// `size: null`, which the CRD's schema allows: read as the default size.
+fn size_null() -> Value {
+    let mut r = registry(1, None);
+    r["metadata"]["name"] = json!("nullsize");
+    r["metadata"]["uid"] = json!("u-2");
+    r["spec"] = json!({"storage": {"sqlite": {"size": null}}});
+    r
+}
+
+/// A spec the operator cannot deserialize (stored under an older schema).
+fn unreadable() -> Value {
+    let mut r = registry(1, None);
+    r["metadata"]["name"] = json!("broken");
+    r["metadata"]["uid"] = json!("u-3");
+    r["spec"] = json!({"storage": {"backend": "mongodb"}});
+    r
+}
+
 /// Answers every request by route; records non-watch requests as "METHOD path".
 async fn api_server(
     mut handle: tower_test::mock::Handle<Request<Body>, Response<RespBody>>,
@@ -69,7 +87,7 @@ async fn api_server(
             match method {
                 Method::GET if path == REGISTRIES => full(&json!({
                     "apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistryList",
-                    "metadata": {"resourceVersion": "11"}, "items": [registry(1, None)]})),
+                    "metadata": {"resourceVersion": "11"}, "items": [registry(1, None), size_null(), unreadable()]})),
                 Method::GET if path.starts_with("/apis/monitoring.coreos.com") => {
                     let r = Response::builder()
                         .status(404)
@@ -123,34 +141,46 @@ async fn controller_reconciles_and_ignores_its_own_status_writes() {
         sink,
         || "tok".to_string(),
     ));
-    let task = tokio::spawn(controller::controller(client, Some("banter".into()), ctx, false));
+    let task = tokio::spawn(controller::controller(client, Some("banter".into()), ctx));
 
-    // Startup: the registry from the initial LIST is reconciled once.
+    // Startup: one LIST per watched kind, then every registry from the
+    // initial LIST is reconciled once.
     let first = drain(&mut log, Duration::from_secs(2)).await;
     let writes: Vec<_> = first.iter().filter(|l| !l.starts_with("GET")).cloned().collect();
-    assert!(
-        first.contains(&"GET /apis/monitoring.coreos.com/v1".to_string()),
-        "{first:?}"
-    );
-    for expected in [
-        "PATCH /api/v1/namespaces/banter/configmaps/packs-config",
-        "POST /api/v1/namespaces/banter/secrets",
-        "PATCH /api/v1/namespaces/banter/persistentvolumeclaims/packs-data",
-        "PATCH /api/v1/namespaces/banter/services/packs",
-        "PATCH /apis/apps/v1/namespaces/banter/deployments/packs",
-        "PATCH /apis/banterpacks.io/v1alpha1/namespaces/banter/banterregistries/packs/status",
-    ] {
-        assert!(
-            writes.contains(&expected.to_string()),
-            "missing {expected} in {writes:?}"
-        );
+    let lists = first.iter().filter(|l| l.starts_with("GET")).count();
+    assert_eq!(lists, 8, "the registries and seven child kinds, listed once: {first:?}");
+    for name in ["packs", "nullsize"] {
+        for expected in [
+            format!("PATCH /api/v1/namespaces/banter/configmaps/{name}-config"),
+            "POST /api/v1/namespaces/banter/secrets".to_string(),
+            format!("PATCH /api/v1/namespaces/banter/persistentvolumeclaims/{name}-data"),
+            format!("PATCH /api/v1/namespaces/banter/services/{name}"),
+            format!("PATCH /apis/apps/v1/namespaces/banter/deployments/{name}"),
+            format!("PATCH /apis/banterpacks.io/v1alpha1/namespaces/banter/banterregistries/{name}/status"),
+        ] {
+            assert!(writes.contains(&expected), "missing {expected} in {writes:?}");
+        }
     }
+    // The unreadable one breaks nothing: it only gets its InvalidSpec status.
+    let broken: Vec<_> = writes.iter().filter(|w| w.contains("broken")).collect();
+    assert_eq!(
+        broken,
+        ["PATCH /apis/banterpacks.io/v1alpha1/namespaces/banter/banterregistries/broken/status"],
+        "{writes:?}"
+    );
+    let recorded = events.lock().expect("events").clone();
+    assert!(recorded.iter().any(|e| e.reason == "Created"));
+    assert!(
+        recorded.iter().any(|e| e.warning
+            && e.reason == "InvalidSpec"
+            && e.note.contains("spec.storage.backend: unknown variant `mongodb`")),
+        "{recorded:?}"
+    );
     assert_eq!(
         writes.iter().filter(|w| w.ends_with("/status")).count(),
-        1,
-        "one status write: {writes:?}"
+        3,
+        "one status write per registry: {writes:?}"
     );
-    assert!(events.lock().expect("events").iter().any(|e| e.reason == "Created"));
 
     // Our own status write comes back as a watch event: no reconcile.
     let registry_watch = watches
@@ -169,37 +199,46 @@ async fn controller_reconciles_and_ignores_its_own_status_writes() {
         "status-only change re-triggered: {after_status:?}"
     );
 
-    // A spec change (new generation) does trigger a reconcile.
+    // A spec change (new generation) reconciles from the caches: no LIST,
+    // no GET, only the writes the change needs (here: the status).
     registry_watch
         .unbounded_send(watch_event("MODIFIED", &registry(2, Some(status))))
         .expect("push");
     let after_spec = drain(&mut log, Duration::from_secs(2)).await;
     assert!(
-        after_spec.contains(&"GET /apis/monitoring.coreos.com/v1".to_string()),
+        after_spec.iter().all(|l| !l.starts_with("GET")),
+        "observed from the caches: {after_spec:?}"
+    );
+    assert!(
+        after_spec.contains(
+            &"PATCH /apis/banterpacks.io/v1alpha1/namespaces/banter/banterregistries/packs/status".to_string()
+        ),
         "spec change must reconcile: {after_spec:?}"
     );
 
-    // A change to an owned child (e.g. its Deployment's status) re-reconciles the owner.
-    let deployments = watches
+    // A child event reconciles the registry its instance label names, even
+    // without an owner reference (a retained volume binding).
+    let claims = watches
         .lock()
         .expect("watches")
-        .get("/apis/apps/v1/namespaces/banter/deployments")
+        .get("/api/v1/namespaces/banter/persistentvolumeclaims")
         .cloned()
-        .expect("owned deployment watch open");
-    let child = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "packs", "namespace": "banter", "resourceVersion": "200",
-            "labels": {"app.kubernetes.io/managed-by": "banter-operator"},
-            "ownerReferences": [{"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry",
-                "name": "packs", "uid": "u-1", "controller": true}]},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {}},
-        "status": {"readyReplicas": 1}});
-    deployments
-        .unbounded_send(watch_event("MODIFIED", &child))
-        .expect("push");
+        .expect("claim watch open");
+    let bound = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "packs-data", "namespace": "banter", "resourceVersion": "200",
+            "labels": {"app.kubernetes.io/managed-by": "banter-operator", "app.kubernetes.io/instance": "packs",
+                       "banterpacks.io/data": "sqlite"}},
+        "spec": {},
+        "status": {"phase": "Bound"}});
+    claims.unbounded_send(watch_event("MODIFIED", &bound)).expect("push");
     let after_child = drain(&mut log, Duration::from_secs(2)).await;
     assert!(
-        after_child.contains(&"GET /apis/monitoring.coreos.com/v1".to_string()),
-        "owned child change must reconcile the owner: {after_child:?}"
+        after_child.iter().all(|l| !l.starts_with("GET")),
+        "observed from the caches: {after_child:?}"
+    );
+    assert!(
+        after_child.contains(&"PATCH /api/v1/namespaces/banter/persistentvolumeclaims/packs-data".to_string()),
+        "the claim's event reconciled its registry (and repaired the claim): {after_child:?}"
     );
     task.abort();
 }

@@ -20,6 +20,7 @@ use banter_api::{BanterRegistry, BanterRegistrySpec};
 use banter_operator::Settings;
 use banter_operator::children::ChildKind;
 use banter_operator::controller;
+use banter_operator::discovery::Discovery;
 use banter_operator::events::EventSink;
 use banter_operator::leader::LeaderElector;
 use banter_operator::metrics::Metrics;
@@ -28,7 +29,9 @@ use banter_operator::settings::FINALIZER;
 use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
+use kube::core::DynamicObject;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
 use serde_json::{Value, json};
 
 const NS: &str = "banter";
@@ -336,13 +339,32 @@ fn context(client: Client, metrics: Arc<Metrics>) -> Arc<Context> {
             instance: Some("banter-operator-0".into()),
         },
     );
-    Arc::new(Context::new(
-        client,
-        Settings::default(),
-        metrics,
-        EventSink::Kube(recorder),
-        || "token".to_string(),
-    ))
+    Arc::new(
+        Context::new(client, Settings::default(), metrics, EventSink::Kube(recorder), || {
+            "token".to_string()
+        })
+        .with_discovery(Arc::new(Discovery::fixed(true))),
+    )
+}
+
+/// Fills the context's cache with what the fake server holds, as the
+/// controller's watches would (a relist of every kind).
+fn sync_cache(ctx: &Context, server: &Shared) {
+    let store = server.lock().expect("server").store.clone();
+    for kind in ChildKind::ALL {
+        let ar = kind.api_resource();
+        ctx.cache.handle(None, kind, &watcher::Event::Init);
+        for (path, v) in &store {
+            if v["kind"] == ar.kind.as_str()
+                && v["apiVersion"] == ar.api_version.as_str()
+                && path.contains(&format!("/{}/", ar.plural))
+            {
+                let obj: DynamicObject = serde_json::from_value(v.clone()).expect("object");
+                ctx.cache.handle(None, kind, &watcher::Event::InitApply(obj));
+            }
+        }
+        ctx.cache.handle(None, kind, &watcher::Event::InitDone);
+    }
 }
 
 async fn reconcile_once(ctx: &Arc<Context>, server: &Shared, reg: BanterRegistry) {
@@ -353,6 +375,7 @@ async fn reconcile_once(ctx: &Arc<Context>, server: &Shared, reg: BanterRegistry
         .expect("server")
         .store
         .insert(registry_path(&ns, &name), serde_json::to_value(&reg).expect("registry"));
+    sync_cache(ctx, server);
     let r = tokio::time::timeout(
         Duration::from_secs(20),
         reconcile::reconcile(Arc::new(reg), ctx.clone()),
@@ -372,7 +395,7 @@ async fn exercise() -> Vec<Seen> {
     // 1. The controller wiring: watches of the main resource and every
     //    owned kind, for all namespaces and for one namespace.
     for ns in [None, Some("team-a".to_string())] {
-        let task = tokio::spawn(controller::controller(client.clone(), ns, ctx.clone(), true));
+        let task = tokio::spawn(controller::controller(client.clone(), ns, ctx.clone()));
         tokio::time::sleep(Duration::from_millis(1500)).await;
         task.abort();
         let _ = task.await;

@@ -1,30 +1,44 @@
-//! Reconcile against a mocked API server (kube-rs `tower-test` pattern): a
-//! scenario task receives every request in order, asserts its method, path,
-//! query and body, and answers. When the reconciler is done the scenario
-//! asserts that no further request was sent.
+//! Reconcile against a mocked API server (kube-rs `tower-test` pattern).
+//!
+//! The children a reconcile observes come from the watch caches, seeded here
+//! the way the controller's watches fill them. A scenario task receives every
+//! request in order, asserts its method, path, query and body, and answers;
+//! when the reconciler is done it asserts no further request was sent.
+//!
+//! Expectations are independent of the builders under test: request bodies
+//! are compared with reviewed golden files (`tests/golden/requests/`,
+//! rewritten by `make golden`) or with literal JSON, and status bodies are
+//! spelled out condition by condition.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use banter_api::{BanterRegistry, BanterRegistrySpec, BanterRegistryStatus};
 use banter_operator::Settings;
 use banter_operator::children::{self, BuildInput, Child, ChildKind};
+use banter_operator::decode;
+use banter_operator::discovery::Discovery;
 use banter_operator::events::{EventSink, RecordedEvent};
 use banter_operator::metrics::Metrics;
-use banter_operator::reconcile::{self, Context, RESYNC};
+use banter_operator::reconcile::{self, AUTH_RECHECK, Context, RESYNC};
 use banter_operator::settings::FINALIZER;
 use banter_operator::status::{self, Observed};
 use http::{Method, Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::client::Body;
+use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
+use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 
 const NS: &str = "banter";
 const NAME: &str = "packs";
 const UID: &str = "6f1c1c8e-0000-4000-8000-000000000001";
+const OTHER_UID: &str = "0b0e0000-0000-4000-8000-00000000dead";
 const TOKEN: &str = "test-token";
+const ENDPOINT: &str = "http://packs.banter.svc";
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -33,8 +47,11 @@ type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 enum BodyCheck {
     Any,
     Json(Value),
-    /// A status apply: compared with every `lastTransitionTime` blanked
-    /// unless the expectation pins it.
+    /// Equal to a reviewed file under `tests/golden/requests/`.
+    Golden(String),
+    /// These JSON pointers hold these values (`null`: the pointer is absent).
+    Fields(Vec<(&'static str, Value)>),
+    /// A status apply: compared with every `lastTransitionTime` blanked.
     Status(Value),
 }
 
@@ -72,67 +89,18 @@ fn registry_path() -> String {
     format!("/apis/banterpacks.io/v1alpha1/namespaces/{NS}/banterregistries/{NAME}")
 }
 
-fn discovery(served: bool) -> Exp {
-    let mut e = exp(Method::GET, "/apis/monitoring.coreos.com/v1".into());
-    if served {
-        e.response = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
-            "resources": [{"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true, "kind": "ServiceMonitor", "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]});
-    } else {
-        e.code = 404;
-        e.response = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "the server could not find the requested resource"});
-    }
-    e
-}
-
-fn list(kind: ChildKind, items: &[Value]) -> Exp {
-    let mut e = exp(Method::GET, collection(kind));
-    e.query = vec![format!(
-        "labelSelector={}",
-        "app.kubernetes.io%2Fname%3Dbanter-registry%2Capp.kubernetes.io%2Finstance%3Dpacks%2Capp.kubernetes.io%2Fmanaged-by%3Dbanter-operator"
-    )];
-    e.response = json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "100"}, "items": items});
-    e
-}
-
-/// The LISTs of one reconcile, `observed` served per kind.
-fn lists(observed: &[Value], served: bool) -> Vec<Exp> {
-    ChildKind::ALL
-        .into_iter()
-        .filter(|k| served || *k != ChildKind::ServiceMonitor)
-        .map(|k| {
-            let ar = k.api_resource();
-            let items: Vec<Value> = observed
-                .iter()
-                .filter(|o| o["kind"] == ar.kind.as_str())
-                .map(|o| {
-                    // Like a real API server: items of a LIST of built-in
-                    // kinds carry no apiVersion/kind (custom resources do).
-                    let mut item = o.clone();
-                    if !ar.group.contains('.')
-                        && let Some(m) = item.as_object_mut()
-                    {
-                        m.remove("apiVersion");
-                        m.remove("kind");
-                    }
-                    item
-                })
-                .collect();
-            list(k, &items)
-        })
-        .collect()
-}
-
-fn apply(child: &Child) -> Exp {
+/// A server-side apply of `child`; answered with the object as stored.
+fn apply(child: &Child, body: BodyCheck) -> Exp {
     let mut e = exp(Method::PATCH, format!("{}/{}", collection(child.kind), child.name));
     e.query = vec!["fieldManager=banter-operator".into(), "force=true".into()];
-    e.body = BodyCheck::Json(child.object.clone());
+    e.body = body;
     e.response = server_side(&child.object);
     e
 }
 
-fn create(child: &Child) -> Exp {
+fn create(child: &Child, body: BodyCheck) -> Exp {
     let mut e = exp(Method::POST, collection(child.kind));
-    e.body = BodyCheck::Json(child.object.clone());
+    e.body = body;
     e.code = 201;
     e.response = server_side(&child.object);
     e
@@ -144,19 +112,52 @@ fn delete(kind: ChildKind, name: &str) -> Exp {
     e
 }
 
-fn status_apply(expected: &BanterRegistryStatus) -> Exp {
+/// The status in an expected status body as the API server stores it.
+fn stored(body: &Value) -> Value {
+    let mut stored = body["status"].clone();
+    if let Some(conds) = stored.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in conds {
+            c["lastTransitionTime"] = json!("2026-01-01T00:00:00Z");
+        }
+    }
+    stored
+}
+
+fn stored_status(body: &Value) -> BanterRegistryStatus {
+    serde_json::from_value(stored(body)).expect("status")
+}
+
+fn status_apply(body: Value) -> Exp {
     let mut e = exp(Method::PATCH, format!("{}/status", registry_path()));
     e.query = vec!["fieldManager=banter-operator".into(), "force=true".into()];
-    e.body = BodyCheck::Status(status::status_patch(expected));
+    let stored = stored(&body);
     e.response = json!({"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry",
-        "metadata": {"name": NAME, "namespace": NS, "uid": UID}, "spec": {}, "status": expected});
+        "metadata": {"name": NAME, "namespace": NS, "uid": UID}, "spec": {}, "status": stored});
+    e.body = BodyCheck::Status(body);
     e
 }
 
-fn failure(mut e: Exp, code: u16, reason: &str) -> Exp {
+fn failure(mut e: Exp, code: u16, reason: &str, message: &str) -> Exp {
     e.code = code;
-    e.response = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": format!("injected {code}")});
+    e.response = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": message});
     e
+}
+
+/// One expected condition: type, status, reason, message.
+type Cond<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// The literal body of a status apply.
+fn status_body(generation: i64, ready: i32, desired: i32, backend: &str, conds: &[Cond<'_>]) -> Value {
+    let conditions: Vec<Value> = conds
+        .iter()
+        .map(|(t, s, r, m)| {
+            json!({"type": t, "status": s, "reason": r, "message": m,
+                   "observedGeneration": generation, "lastTransitionTime": "<t>"})
+        })
+        .collect();
+    json!({"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry", "status": {
+        "observedGeneration": generation, "conditions": conditions, "readyReplicas": ready,
+        "replicas": format!("{ready}/{desired}"), "endpoint": ENDPOINT, "backend": backend}})
 }
 
 /// What the API server would return for an applied object.
@@ -172,7 +173,11 @@ fn observed_from(child: &Child) -> Value {
     let mut o = server_side(&child.object);
     match child.kind {
         ChildKind::Service if o["spec"]["clusterIP"].is_null() => o["spec"]["clusterIP"] = json!("10.96.0.10"),
-        ChildKind::Deployment => o["status"] = json!({"replicas": 1, "readyReplicas": 1}),
+        ChildKind::Deployment => {
+            o["metadata"]["generation"] = json!(1);
+            o["status"] = json!({"observedGeneration": 1, "replicas": o["spec"]["replicas"],
+                "updatedReplicas": o["spec"]["replicas"], "readyReplicas": o["spec"]["replicas"]});
+        }
         ChildKind::PersistentVolumeClaim => o["status"] = json!({"phase": "Bound"}),
         ChildKind::StatefulSet => o["status"] = json!({"replicas": 1, "readyReplicas": 1}),
         ChildKind::Secret => {
@@ -186,19 +191,27 @@ fn observed_from(child: &Child) -> Value {
     o
 }
 
+fn kind_of(o: &Value) -> ChildKind {
+    ChildKind::ALL
+        .into_iter()
+        .find(|k| k.api_resource().kind == o["kind"].as_str().unwrap_or_default())
+        .expect("known kind")
+}
+
 fn observed_map(objs: &[Value]) -> Observed {
-    let mut m = Observed::new();
-    for o in objs {
-        let kind = ChildKind::ALL
-            .into_iter()
-            .find(|k| k.api_resource().kind == o["kind"].as_str().unwrap_or_default())
-            .expect("known kind");
-        m.insert(
-            (kind, o["metadata"]["name"].as_str().unwrap_or_default().to_string()),
-            o.clone(),
-        );
-    }
-    m
+    objs.iter()
+        .map(|o| {
+            let mut v = o.clone();
+            banter_operator::cache::trim(kind_of(o), &mut v);
+            (
+                (
+                    kind_of(o),
+                    o["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                ),
+                v,
+            )
+        })
+        .collect()
 }
 
 fn blank_times(mut v: Value) -> Value {
@@ -208,6 +221,29 @@ fn blank_times(mut v: Value) -> Value {
         }
     }
     v
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/requests/{name}.json"))
+}
+
+fn check_golden(name: &str, body: &Value, what: &str) {
+    let path = golden_path(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("golden dir");
+        let text = serde_json::to_string_pretty(body).expect("json") + "\n";
+        std::fs::write(&path, text).expect("write golden");
+        return;
+    }
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; create it with `make golden`", path.display()));
+    let want: Value = serde_json::from_str(&text).expect("golden JSON");
+    assert_eq!(
+        body,
+        &want,
+        "{what}: body differs from {}; review, then `make golden`",
+        path.display()
+    );
 }
 
 async fn scenario(mut handle: Handle, exps: Vec<Exp>) {
@@ -235,15 +271,25 @@ async fn scenario(mut handle: Handle, exps: Vec<Exp>) {
         } else {
             serde_json::from_slice(&bytes).expect("JSON body")
         };
+        let what = format!("request #{i} {} {uri}", parts.method);
         match &e.body {
             BodyCheck::Any => {}
-            BodyCheck::Json(want) => {
-                assert_eq!(&body, want, "request #{i} {} {uri}: body", parts.method)
+            BodyCheck::Json(want) => assert_eq!(&body, want, "{what}: body"),
+            BodyCheck::Golden(name) => check_golden(name, &body, &what),
+            BodyCheck::Fields(fields) => {
+                for (pointer, want) in fields {
+                    let got = body.pointer(pointer);
+                    if want.is_null() {
+                        assert_eq!(got, None, "{what}: {pointer} must be absent in {body}");
+                    } else {
+                        assert_eq!(got, Some(want), "{what}: {pointer} in {body}");
+                    }
+                }
             }
             BodyCheck::Status(want) => assert_eq!(
                 blank_times(body.clone()),
                 blank_times(want.clone()),
-                "request #{i} {uri}: status body"
+                "{what}: status body"
             ),
         }
         let resp = Response::builder()
@@ -266,17 +312,19 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(exps: Vec<Exp>) -> Self {
+    /// A context whose caches hold `observed` (every kind listed), on a
+    /// cluster that does (not) serve ServiceMonitors.
+    fn new(observed: &[Value], served: bool, exps: Vec<Exp>) -> Self {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, NS);
         let (sink, events) = EventSink::memory();
         let metrics = Arc::new(Metrics::default());
-        let ctx = Arc::new(Context::new(client, Settings::default(), metrics.clone(), sink, || {
-            TOKEN.to_string()
-        }));
+        let ctx = Context::new(client, Settings::default(), metrics.clone(), sink, || TOKEN.to_string())
+            .with_discovery(Arc::new(Discovery::fixed(served)));
+        seed(&ctx, observed);
         let task = tokio::spawn(scenario(handle, exps));
         Self {
-            ctx: Some(ctx),
+            ctx: Some(Arc::new(ctx)),
             events,
             metrics,
             task,
@@ -309,6 +357,18 @@ impl Harness {
     }
 }
 
+/// Feeds `observed` to the cache as the initial list of every watch.
+fn seed(ctx: &Context, observed: &[Value]) {
+    for kind in ChildKind::ALL {
+        ctx.cache.handle(None, kind, &Event::Init);
+        for o in observed.iter().filter(|o| kind_of(o) == kind) {
+            let obj: DynamicObject = serde_json::from_value(o.clone()).expect("object");
+            ctx.cache.handle(None, kind, &Event::InitApply(obj));
+        }
+        ctx.cache.handle(None, kind, &Event::InitDone);
+    }
+}
+
 fn registry(spec: Value) -> BanterRegistry {
     let spec: BanterRegistrySpec = serde_json::from_value(spec).expect("spec");
     let mut r = BanterRegistry::new(NAME, spec);
@@ -330,6 +390,13 @@ fn desired(reg: &BanterRegistry, served: bool) -> Vec<Child> {
     .expect("desired")
 }
 
+fn child<'a>(children: &'a [Child], kind: ChildKind, name: &str) -> &'a Child {
+    children
+        .iter()
+        .find(|c| c.kind == kind && c.name == name)
+        .expect("child")
+}
+
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
@@ -338,41 +405,50 @@ fn old_time() -> Time {
     Time("2026-01-01T00:00:00Z".parse().expect("timestamp"))
 }
 
-fn endpoint(reg: &BanterRegistry) -> String {
-    let settings = Settings::default();
-    children::endpoint(&BuildInput {
-        registry: reg,
-        settings: &settings,
-        service_monitor_served: false,
-        generated_token: TOKEN,
-    })
-    .expect("endpoint")
+/// Observed objects of a fully applied, rolled-out registry.
+fn steady(reg: &BanterRegistry, served: bool) -> Vec<Value> {
+    desired(reg, served).iter().map(observed_from).collect()
 }
 
-fn expected_status(reg: &BanterRegistry, observed: &[Value], served: bool) -> BanterRegistryStatus {
+/// `reg` carrying the status the operator wrote for `old` (the spec before
+/// an edit) when the cluster held `observed`: the input, not an expectation.
+fn with_status_of(mut reg: BanterRegistry, old: &BanterRegistry, observed: &[Value], served: bool) -> BanterRegistry {
+    let settings = Settings::default();
+    let endpoint = children::endpoint(&BuildInput {
+        registry: old,
+        settings: &settings,
+        service_monitor_served: served,
+        generated_token: TOKEN,
+    })
+    .expect("endpoint");
     let findings = status::Findings {
         service_monitor_served: served,
         missing_auth_secret: None,
     };
-    status::compute(reg, &observed_map(observed), &findings, endpoint(reg), &now())
+    let mut st = status::compute(old, &observed_map(observed), &findings, endpoint, &now());
+    for c in &mut st.conditions {
+        c.last_transition_time = old_time();
+    }
+    reg.status = Some(st);
+    reg
+}
+
+fn with_status(reg: BanterRegistry, observed: &[Value], served: bool) -> BanterRegistry {
+    let old = reg.clone();
+    with_status_of(reg, &old, observed, served)
 }
 
 fn auth_secret(found: bool) -> Exp {
     let mut e = exp(Method::GET, format!("{}/mine", collection(ChildKind::Secret)));
     if found {
-        e.response = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mine", "namespace": NS}, "data": {"tokens": "dA=="}});
+        e.response = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": "mine", "namespace": NS}});
     } else {
-        e = failure(e, 404, "NotFound");
+        e = failure(e, 404, "NotFound", "secrets \"mine\" not found");
     }
     e
 }
 
-fn condition<'a>(
-    st: &'a BanterRegistryStatus,
-    t: &str,
-) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    st.conditions.iter().find(|c| c.type_ == t).expect("condition")
-}
+const STORAGE_PENDING: &str = "waiting for PersistentVolumeClaim packs-data to be bound";
 
 #[tokio::test]
 async fn first_creation_adds_finalizer_then_creates_every_child() {
@@ -387,24 +463,52 @@ async fn first_creation_adds_finalizer_then_creates_every_child() {
         {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
     ]));
     add.response = serde_json::to_value(&reg).expect("reg");
-    let h = Harness::new(vec![add]);
+    let h = Harness::new(&[], false, vec![add]);
     assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
     h.finish().await;
 
-    // 2nd reconcile: discovery, lists (all empty), every child, status.
+    // 2nd reconcile: the caches hold nothing, so every child is written,
+    // each body as reviewed in its golden file; then the status.
     reg.metadata.finalizers = Some(vec![FINALIZER.into()]);
     let children = desired(&reg, false);
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&[], false));
+    let mut exps = Vec::new();
     for c in &children {
-        exps.push(if c.create_only { create(c) } else { apply(c) });
+        let golden = BodyCheck::Golden(format!("create-sqlite/{:?}-{}", c.kind, c.name));
+        exps.push(if c.create_only {
+            create(c, golden)
+        } else {
+            apply(c, golden)
+        });
     }
-    let st = expected_status(&reg, &[], false);
-    assert_eq!(condition(&st, "Ready").status, "False");
-    assert_eq!(condition(&st, "StorageReady").reason, "PersistentVolumeClaimPending");
-    assert_eq!(st.endpoint.as_deref(), Some("http://packs.banter.svc"));
-    exps.push(status_apply(&st));
-    let h = Harness::new(exps);
+    let names: Vec<String> = exps.iter().map(|e| format!("{} {}", e.method, e.path)).collect();
+    assert_eq!(
+        names,
+        [
+            "PATCH /api/v1/namespaces/banter/configmaps/packs-config",
+            "POST /api/v1/namespaces/banter/secrets",
+            "PATCH /api/v1/namespaces/banter/persistentvolumeclaims/packs-data",
+            "PATCH /api/v1/namespaces/banter/services/packs",
+            "PATCH /apis/apps/v1/namespaces/banter/deployments/packs",
+        ]
+    );
+    exps.push(status_apply(status_body(
+        2,
+        0,
+        1,
+        "sqlite",
+        &[
+            (
+                "Ready",
+                "False",
+                "PersistentVolumeClaimPending",
+                "StorageReady: waiting for PersistentVolumeClaim packs-data to be bound",
+            ),
+            ("StorageReady", "False", "PersistentVolumeClaimPending", STORAGE_PENDING),
+            ("RegistryReady", "False", "ReplicasNotReady", "0/1 replicas ready"),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+        ],
+    )));
+    let h = Harness::new(&[], false, exps);
     assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
     let events = h.finish().await;
     let created: Vec<_> = events
@@ -413,49 +517,86 @@ async fn first_creation_adds_finalizer_then_creates_every_child() {
         .map(|e| e.note.clone())
         .collect();
     assert_eq!(created.len(), 5, "{events:?}");
-    assert!(created.iter().any(|n| n.contains("Deployment packs")));
-}
-
-/// Observed objects of a fully applied registry.
-fn steady(reg: &BanterRegistry, served: bool) -> Vec<Value> {
-    desired(reg, served).iter().map(observed_from).collect()
-}
-
-fn with_status(reg: BanterRegistry, observed: &[Value], served: bool) -> BanterRegistry {
-    let old = reg.clone();
-    with_status_of(reg, &old, observed, served)
-}
-
-/// `reg` carrying the status the operator wrote for `old` (the spec before an edit).
-fn with_status_of(mut reg: BanterRegistry, old: &BanterRegistry, observed: &[Value], served: bool) -> BanterRegistry {
-    let mut st = expected_status(old, observed, served);
-    for c in &mut st.conditions {
-        c.last_transition_time = old_time();
-    }
-    reg.status = Some(st);
-    reg
+    assert!(created.iter().any(|n| n == "created Deployment packs"));
 }
 
 #[tokio::test]
-async fn steady_state_sends_zero_writes() {
+async fn steady_state_sends_no_request_at_all() {
     for spec in [
         json!({}),
-        json!({"replicas": 3, "auth": {"secretName": "mine"}, "storage": {"backend": "redis"}, "monitoring": {"serviceMonitor": {"enabled": true}, "grafanaDashboard": {"enabled": true}}}),
+        json!({"replicas": 3, "storage": {"backend": "redis"}, "monitoring": {"serviceMonitor": {"enabled": true}, "grafanaDashboard": {"enabled": true}}}),
     ] {
         let reg = registry(spec);
         let observed = steady(&reg, true);
         let reg = with_status(reg, &observed, true);
-        let mut exps = vec![discovery(true)];
-        exps.extend(lists(&observed, true));
-        if reg.spec.auth.is_some() {
-            exps.push(auth_secret(true));
-        }
-        // Nothing else: no PATCH, no POST, no DELETE, no status write.
-        let h = Harness::new(exps);
+        // No LIST, no GET, no PATCH, POST, DELETE or status write.
+        let h = Harness::new(&observed, true, vec![]);
         assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
         let events = h.finish().await;
         assert!(events.is_empty(), "{events:?}");
     }
+}
+
+#[tokio::test]
+async fn a_named_auth_secret_is_checked_once_then_remembered() {
+    let reg = registry(json!({"auth": {"secretName": "mine"}}));
+    let observed = steady(&reg, false);
+    let reg = with_status(reg, &observed, false);
+    let h = Harness::new(&observed, false, vec![auth_secret(true)]);
+    h.reconcile(&reg).await.expect("ok");
+    // Same context, next resync: nothing is sent.
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn missing_auth_secret_is_reported_and_rechecked_soon() {
+    let reg = registry(json!({"auth": {"secretName": "mine"}}));
+    let observed = steady(&reg, false);
+    let reg = with_status(reg, &observed, false);
+    let msg = "Secret mine named by spec.auth.secretName does not exist; create it with the publish tokens under key `tokens`";
+    let exps = vec![
+        auth_secret(false),
+        status_apply(status_body(
+            2,
+            1,
+            1,
+            "sqlite",
+            &[
+                ("Ready", "False", "AuthSecretMissing", &format!("RegistryReady: {msg}")),
+                (
+                    "StorageReady",
+                    "True",
+                    "PersistentVolumeClaimBound",
+                    "SQLite volume is bound",
+                ),
+                ("RegistryReady", "False", "AuthSecretMissing", msg),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        )),
+    ];
+    let h = Harness::new(&observed, false, exps);
+    // Secrets are not watched: the operator looks again soon, by itself.
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(AUTH_RECHECK));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn canonicalised_quantities_read_back_are_not_drift() {
+    let reg = registry(json!({"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"cpu": 1}}}));
+    let mut observed = steady(&reg, false);
+    // What the API server stores and watches return: canonical quantities.
+    for o in &mut observed {
+        if o["kind"] == "Deployment" {
+            let res = &mut o["spec"]["template"]["spec"]["containers"][0]["resources"];
+            assert_eq!(res["requests"]["cpu"], json!("0.5"), "the spec as written");
+            *res = json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1"}});
+        }
+    }
+    let reg = with_status(reg, &observed, false);
+    let h = Harness::new(&observed, false, vec![]);
+    h.reconcile(&reg).await.expect("ok");
+    assert!(h.finish().await.is_empty(), "no write, no event");
 }
 
 #[tokio::test]
@@ -470,14 +611,11 @@ async fn drift_of_a_child_is_repaired_with_one_apply() {
         }
     }
     let children = desired(&reg, false);
-    let deployment = children
-        .iter()
-        .find(|c| c.kind == ChildKind::Deployment)
-        .expect("deployment");
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&observed, false));
-    exps.push(apply(deployment));
-    let h = Harness::new(exps);
+    let deployment = child(&children, ChildKind::Deployment, "packs");
+    let mut patch = apply(deployment, BodyCheck::Fields(vec![("/spec/replicas", json!(1))]));
+    // The server answers with the repaired object, already rolled out.
+    patch.response = observed_from(deployment);
+    let h = Harness::new(&observed, false, vec![patch]);
     h.reconcile(&reg).await.expect("ok");
     let events = h.finish().await;
     assert_eq!(events.len(), 1);
@@ -492,222 +630,276 @@ async fn removed_field_is_noticed_through_the_applied_hash() {
     let observed = steady(&with_resources, false);
     let reg = with_status(registry(json!({})), &observed, false);
     let children = desired(&reg, false);
-    let deployment = children
-        .iter()
-        .find(|c| c.kind == ChildKind::Deployment)
-        .expect("deployment");
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&observed, false));
-    exps.push(apply(deployment));
-    let h = Harness::new(exps);
+    let deployment = child(&children, ChildKind::Deployment, "packs");
+    let mut patch = apply(
+        deployment,
+        BodyCheck::Fields(vec![("/spec/template/spec/containers/0/resources/limits", Value::Null)]),
+    );
+    patch.response = observed_from(deployment);
+    let h = Harness::new(&observed, false, vec![patch]);
+    h.reconcile(&reg).await.expect("ok");
+    h.finish().await;
+}
+
+/// The Deployment the API server returns for a patch that changed its pod
+/// template: new generation, status not caught up yet.
+fn patched_deployment(child: &Child, generation: i64, observed_generation: i64, updated: i64) -> Value {
+    let mut d = server_side(&child.object);
+    d["metadata"]["generation"] = json!(generation);
+    d["status"] = json!({"observedGeneration": observed_generation, "replicas": 1,
+        "updatedReplicas": updated, "readyReplicas": 1, "availableReplicas": 1});
+    d
+}
+
+#[tokio::test]
+async fn an_image_edit_is_not_ready_until_the_deployment_rolled_out() {
+    let old = registry(json!({}));
+    let observed = steady(&old, false);
+    let mut reg = with_status_of(registry(json!({"image": "banter-registry:2"})), &old, &observed, false);
+    reg.metadata.generation = Some(3);
+    let children = desired(&reg, false);
+    let deployment = child(&children, ChildKind::Deployment, "packs");
+    let mut patch = apply(
+        deployment,
+        BodyCheck::Fields(vec![(
+            "/spec/template/spec/containers/0/image",
+            json!("banter-registry:2"),
+        )]),
+    );
+    patch.response = patched_deployment(deployment, 2, 1, 1);
+    let rolling = |updated: i64| {
+        let progress = format!("{updated}/1 replicas run the current configuration");
+        status_body(
+            3,
+            1,
+            1,
+            "sqlite",
+            &[
+                (
+                    "Ready",
+                    "False",
+                    "RolloutInProgress",
+                    &format!("RegistryReady: {progress}"),
+                ),
+                (
+                    "StorageReady",
+                    "True",
+                    "PersistentVolumeClaimBound",
+                    "SQLite volume is bound",
+                ),
+                ("RegistryReady", "False", "RolloutInProgress", &progress),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        )
+    };
+    // Never `observedGeneration: 3, Ready=True` computed from the
+    // Deployment as it was before the patch.
+    let h = Harness::new(&observed, false, vec![patch, status_apply(rolling(1))]);
+    h.reconcile(&reg).await.expect("ok");
+    h.finish().await;
+
+    // The watch brings the Deployment with its new generation observed, a
+    // new pod coming up and the old one still serving: still in progress.
+    reg.status = Some(stored_status(&rolling(1)));
+    let mut now_observed = observed.clone();
+    for o in &mut now_observed {
+        if o["kind"] == "Deployment" {
+            *o = patched_deployment(deployment, 2, 2, 0);
+            o["status"]["replicas"] = json!(2);
+        }
+    }
+    let h = Harness::new(&now_observed, false, vec![status_apply(rolling(0))]);
+    h.reconcile(&reg).await.expect("ok");
+    h.finish().await;
+    reg.status = Some(stored_status(&rolling(0)));
+
+    // Caught up: observed generation and updated replicas. Ready again.
+    for o in &mut now_observed {
+        if o["kind"] == "Deployment" {
+            *o = patched_deployment(deployment, 2, 2, 1);
+        }
+    }
+    let ready = status_body(
+        3,
+        1,
+        1,
+        "sqlite",
+        &[
+            ("Ready", "True", "Available", "registry is serving"),
+            (
+                "StorageReady",
+                "True",
+                "PersistentVolumeClaimBound",
+                "SQLite volume is bound",
+            ),
+            ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+        ],
+    );
+    let h = Harness::new(&now_observed, false, vec![status_apply(ready)]);
     h.reconcile(&reg).await.expect("ok");
     h.finish().await;
 }
 
 #[tokio::test]
-async fn switching_sqlite_to_redis_prunes_but_keeps_the_retained_volume() {
+async fn an_admission_refusal_of_one_child_still_applies_the_others() {
+    // One edit: a bigger volume (the StorageClass cannot expand) and a new image.
     let old = registry(json!({}));
     let observed = steady(&old, false);
     let reg = with_status_of(
-        registry(json!({"storage": {"backend": "redis"}})),
+        registry(json!({"image": "banter-registry:2", "storage": {"sqlite": {"size": "5Gi"}}})),
         &old,
         &observed,
         false,
     );
     let children = desired(&reg, false);
-    let by = |k: ChildKind, n: &str| children.iter().find(|c| c.kind == k && c.name == n).expect("child");
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&observed, false));
-    exps.push(apply(by(ChildKind::ConfigMap, "packs-config")));
-    // Secret exists: untouched. Registry Service unchanged: untouched.
-    exps.push(apply(by(ChildKind::Service, "packs-redis")));
-    exps.push(apply(by(ChildKind::StatefulSet, "packs-redis")));
-    exps.push(apply(by(ChildKind::Deployment, "packs")));
-    // Prune: the sqlite PVC is data and retainOnDelete is true: kept.
-    let st = expected_status(&reg, &observed, false);
-    assert_eq!(st.backend, Some(banter_api::Backend::Redis));
-    assert_eq!(condition(&st, "StorageReady").reason, "RedisNotReady");
-    exps.push(status_apply(&st));
-    let h = Harness::new(exps);
-    h.reconcile(&reg).await.expect("ok");
-    let events = h.finish().await;
-    assert!(events.iter().all(|e| e.reason != "Pruned"), "{events:?}");
-}
-
-#[tokio::test]
-async fn switching_redis_to_sqlite_prunes_redis_children_and_unretained_data() {
-    let old = registry(json!({"replicas": 3, "storage": {"backend": "redis", "retainOnDelete": false}}));
-    let mut observed = steady(&old, false);
-    observed.push(redis_claim_pvc());
-    let reg = with_status_of(
-        registry(json!({"storage": {"backend": "sqlite", "retainOnDelete": false}})),
-        &old,
-        &observed,
-        false,
+    let refused = "persistentvolumeclaims \"packs-data\" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize";
+    let pvc = failure(
+        apply(
+            child(&children, ChildKind::PersistentVolumeClaim, "packs-data"),
+            BodyCheck::Fields(vec![("/spec/resources/requests/storage", json!("5Gi"))]),
+        ),
+        403,
+        "Forbidden",
+        refused,
     );
-    let children = desired(&reg, false);
-    let by = |k: ChildKind, n: &str| children.iter().find(|c| c.kind == k && c.name == n).expect("child");
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&observed, false));
-    exps.push(apply(by(ChildKind::ConfigMap, "packs-config")));
-    exps.push(apply(by(ChildKind::PersistentVolumeClaim, "packs-data")));
-    exps.push(apply(by(ChildKind::Deployment, "packs")));
-    // Prune in kind order, then name order.
-    exps.push(delete(ChildKind::PersistentVolumeClaim, "data-packs-redis-0"));
-    exps.push(delete(ChildKind::Service, "packs-redis"));
-    exps.push(delete(ChildKind::StatefulSet, "packs-redis"));
-    exps.push(delete(ChildKind::PodDisruptionBudget, "packs"));
-    exps.push(status_apply(&expected_status(&reg, &observed, false)));
-    let h = Harness::new(exps);
-    h.reconcile(&reg).await.expect("ok");
-    let events = h.finish().await;
-    assert_eq!(events.iter().filter(|e| e.reason == "Pruned").count(), 4, "{events:?}");
-}
-
-#[tokio::test]
-async fn service_monitor_crd_missing_is_a_condition_not_an_error() {
-    let reg = registry(json!({"monitoring": {"serviceMonitor": {"enabled": true}}}));
-    let children = desired(&reg, false);
-    assert!(children.iter().all(|c| c.kind != ChildKind::ServiceMonitor));
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&[], false));
-    for c in &children {
-        exps.push(if c.create_only { create(c) } else { apply(c) });
-    }
-    let st = expected_status(&reg, &[], false);
-    let mon = condition(&st, "MonitoringReady");
+    let deployment = child(&children, ChildKind::Deployment, "packs");
+    let mut dep = apply(
+        deployment,
+        BodyCheck::Fields(vec![(
+            "/spec/template/spec/containers/0/image",
+            json!("banter-registry:2"),
+        )]),
+    );
+    dep.response = patched_deployment(deployment, 2, 1, 1);
+    let message = format!("admission refused PersistentVolumeClaim packs-data: {refused}");
+    let st = status_body(
+        2,
+        1,
+        1,
+        "sqlite",
+        &[
+            ("Ready", "False", "AdmissionRefused", &message),
+            (
+                "StorageReady",
+                "True",
+                "PersistentVolumeClaimBound",
+                "SQLite volume is bound",
+            ),
+            (
+                "RegistryReady",
+                "False",
+                "RolloutInProgress",
+                "1/1 replicas run the current configuration",
+            ),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+        ],
+    );
+    let h = Harness::new(&observed, false, vec![pvc, dep, status_apply(st)]);
     assert_eq!(
-        (mon.status.as_str(), mon.reason.as_str()),
-        ("False", "ServiceMonitorCRDMissing")
+        h.reconcile(&reg).await.expect("refusals are reported, not errors"),
+        Action::await_change(),
+        "retrying cannot help: waits for a change"
     );
-    exps.push(status_apply(&st));
-    let h = Harness::new(exps);
-    // Success with the normal resync: no error, so no backoff loop.
-    assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::requeue(RESYNC));
-    h.finish().await;
-}
-
-#[tokio::test]
-async fn service_monitor_is_applied_when_the_crd_is_served() {
-    let reg = registry(json!({"monitoring": {"serviceMonitor": {"enabled": true}}}));
-    let observed: Vec<Value> = desired(&reg, false).iter().map(observed_from).collect();
-    let reg = with_status(reg, &observed, false);
-    let children = desired(&reg, true);
-    let sm = children
-        .iter()
-        .find(|c| c.kind == ChildKind::ServiceMonitor)
-        .expect("service monitor");
-    let mut exps = vec![discovery(true)];
-    exps.extend(lists(&observed, true));
-    exps.push(apply(sm));
-    let st = expected_status(&reg, &observed, true);
-    assert_eq!(condition(&st, "MonitoringReady").reason, "Applied");
-    // Only MonitoringReady flips: its time changes, the others keep theirs.
-    let mut pinned = st.clone();
-    for c in &mut pinned.conditions {
-        if c.type_ != "MonitoringReady" {
-            c.last_transition_time = old_time();
-        }
-    }
-    exps.push(status_apply(&pinned));
-    let h = Harness::new(exps);
-    h.reconcile(&reg).await.expect("ok");
-    h.finish().await;
-}
-
-fn deleting(spec: Value) -> BanterRegistry {
-    let mut reg = registry(spec);
-    reg.metadata.deletion_timestamp = Some(now());
-    reg
-}
-
-fn finalizer_removal() -> Exp {
-    let mut e = exp(Method::PATCH, registry_path());
-    e.body = BodyCheck::Json(json!([
-        {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
-        {"op": "remove", "path": "/metadata/finalizers/0"}
-    ]));
-    e.response = json!({"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry",
-        "metadata": {"name": NAME, "namespace": NS, "uid": UID}, "spec": {}});
-    e
-}
-
-#[tokio::test]
-async fn deletion_with_retain_detaches_the_volumes() {
-    let reg = deleting(json!({}));
-    let pvc = observed_from(
-        desired(&reg, false)
+    let events = h.finish().await;
+    assert!(
+        events
             .iter()
-            .find(|c| c.kind == ChildKind::PersistentVolumeClaim)
-            .expect("pvc"),
+            .any(|e| e.warning && e.reason == "AdmissionRefused" && e.note == message),
+        "{events:?}"
     );
     assert!(
-        pvc.pointer("/metadata/ownerReferences").is_none(),
-        "a kept volume is never owned"
-    );
-    // Nothing to detach: the finalizer only reports the volume kept.
-    let h = Harness::new(vec![
-        list(ChildKind::PersistentVolumeClaim, &[pvc]),
-        finalizer_removal(),
-    ]);
-    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
-    let events = h.finish().await;
-    assert_eq!(events[0].reason, "Retained");
-
-    // A volume created while retainOnDelete was off still has its owner: detached.
-    let owned = observed_from(
-        desired(&deleting(json!({"storage": {"retainOnDelete": false}})), false)
+        events
             .iter()
-            .find(|c| c.kind == ChildKind::PersistentVolumeClaim)
-            .expect("pvc"),
+            .any(|e| e.reason == "Updated" && e.note == "updated Deployment packs")
     );
-    assert!(owned.pointer("/metadata/ownerReferences/0").is_some());
-    let mut detach = exp(
-        Method::PATCH,
-        format!("{}/packs-data", collection(ChildKind::PersistentVolumeClaim)),
-    );
-    detach.body = BodyCheck::Json(json!({"metadata": {"ownerReferences": null}}));
-    detach.response = owned.clone();
-    let h = Harness::new(vec![
-        list(ChildKind::PersistentVolumeClaim, &[owned]),
-        detach,
-        finalizer_removal(),
-    ]);
-    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
-    let events = h.finish().await;
-    assert_eq!(events[0].reason, "Retained");
 }
 
 #[tokio::test]
-async fn deletion_without_retain_deletes_the_volumes() {
-    let reg = deleting(json!({"storage": {"retainOnDelete": false}}));
-    let pvc = observed_from(
-        desired(&reg, false)
-            .iter()
-            .find(|c| c.kind == ChildKind::PersistentVolumeClaim)
-            .expect("pvc"),
-    );
-    let h = Harness::new(vec![
-        list(ChildKind::PersistentVolumeClaim, &[pvc]),
-        delete(ChildKind::PersistentVolumeClaim, "packs-data"),
-        finalizer_removal(),
-    ]);
-    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
-    let events = h.finish().await;
-    assert_eq!(events[0].reason, "Deleted");
-}
-
-#[tokio::test]
-async fn conflict_and_server_error_requeue_with_growing_backoff() {
+async fn a_child_the_api_server_rejects_is_reported_and_not_retried() {
     let reg = registry(json!({}));
     let children = desired(&reg, false);
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&[], false));
-    exps.push(failure(apply(&children[0]), 409, "Conflict"));
-    exps.push(discovery(false));
-    exps.extend(lists(&[], false));
-    exps.push(failure(apply(&children[0]), 500, "InternalError"));
-    let h = Harness::new(exps);
+    let mut exps = vec![failure(
+        apply(&children[0], BodyCheck::Any),
+        422,
+        "Invalid",
+        "ConfigMap \"packs-config\" is invalid: injected",
+    )];
+    for c in &children[1..] {
+        exps.push(if c.create_only {
+            create(c, BodyCheck::Any)
+        } else {
+            apply(c, BodyCheck::Any)
+        });
+    }
+    let message = "the API server rejected ConfigMap packs-config: ConfigMap \"packs-config\" is invalid: injected";
+    exps.push(status_apply(status_body(
+        2,
+        0,
+        1,
+        "sqlite",
+        &[
+            ("Ready", "False", "InvalidSpec", message),
+            ("StorageReady", "False", "PersistentVolumeClaimPending", STORAGE_PENDING),
+            ("RegistryReady", "False", "ReplicasNotReady", "0/1 replicas ready"),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+        ],
+    )));
+    let h = Harness::new(&[], false, exps);
+    assert_eq!(
+        h.reconcile(&reg).await.expect("a 422 is reported, not an error"),
+        Action::await_change(),
+        "no retry storm: waits for a spec change"
+    );
+    let events = h.finish().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.warning && e.reason == "InvalidSpec" && e.note == message),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_apply_surfaces_on_the_object_and_backs_off() {
+    let reg = registry(json!({}));
+    let children = desired(&reg, false);
+    let round = |code: u16, reason: &str| {
+        let mut exps = vec![failure(
+            apply(&children[0], BodyCheck::Any),
+            code,
+            reason,
+            &format!("injected {code}"),
+        )];
+        for c in &children[1..] {
+            exps.push(if c.create_only {
+                create(c, BodyCheck::Any)
+            } else {
+                apply(c, BodyCheck::Any)
+            });
+        }
+        exps.push(status_apply(status_body(
+            2,
+            0,
+            1,
+            "sqlite",
+            &[
+                (
+                    "Ready",
+                    "False",
+                    "ApplyFailed",
+                    &format!("could not apply ConfigMap packs-config: injected {code}"),
+                ),
+                ("StorageReady", "False", "PersistentVolumeClaimPending", STORAGE_PENDING),
+                ("RegistryReady", "False", "ReplicasNotReady", "0/1 replicas ready"),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        )));
+        exps
+    };
+    let mut exps = round(409, "Conflict");
+    exps.extend(round(500, "InternalError"));
+    let h = Harness::new(&[], false, exps);
 
     let err = h.reconcile(&reg).await.expect_err("409 fails the reconcile");
     assert_eq!(err.reason(), "Conflict");
@@ -736,83 +928,264 @@ async fn conflict_and_server_error_requeue_with_growing_backoff() {
 }
 
 #[tokio::test]
-async fn invalid_spec_reports_condition_and_waits_for_a_change() {
-    let reg = registry(json!({"replicas": 3}));
-    let mut st = BanterRegistryStatus {
-        observed_generation: Some(2),
-        ..Default::default()
-    };
-    st.conditions
-        .push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-            type_: "Ready".into(),
-            status: "False".into(),
-            reason: "InvalidSpec".into(),
-            message: banter_api::SQLITE_REPLICAS_MESSAGE.into(),
-            observed_generation: Some(2),
-            last_transition_time: now(),
-        });
-    let h = Harness::new(vec![status_apply(&st)]);
-    assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::await_change());
-    let events = h.finish().await;
-    assert_eq!(events.len(), 1);
-    assert!(events[0].warning && events[0].reason == "InvalidSpec");
-
-    // Reconciled again (e.g. resync) with that status: no request at all.
-    let mut reg = reg;
-    reg.status = Some(st);
-    let h = Harness::new(vec![]);
-    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
-    assert!(h.finish().await.is_empty());
-}
-
-#[tokio::test]
-async fn missing_auth_secret_is_reported() {
-    let reg = registry(json!({"auth": {"secretName": "mine"}}));
-    let observed = steady(&reg, false);
-    let reg = with_status(reg, &observed, false);
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&observed, false));
-    exps.push(auth_secret(false));
-    let findings = status::Findings {
-        service_monitor_served: false,
-        missing_auth_secret: Some("mine".into()),
-    };
-    let st = status::compute(&reg, &observed_map(&observed), &findings, endpoint(&reg), &now());
-    let cond = condition(&st, "RegistryReady");
-    assert_eq!(
-        (cond.status.as_str(), cond.reason.as_str()),
-        ("False", "AuthSecretMissing")
+async fn switching_sqlite_to_redis_prunes_but_keeps_the_retained_volume() {
+    let old = registry(json!({}));
+    let observed = steady(&old, false);
+    let reg = with_status_of(
+        registry(json!({"storage": {"backend": "redis"}})),
+        &old,
+        &observed,
+        false,
     );
-    assert!(cond.message.contains("Secret mine"));
-    assert_eq!(condition(&st, "Ready").status, "False");
-    exps.push(status_apply(&st));
-    let h = Harness::new(exps);
-    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
-    h.finish().await;
+    let children = desired(&reg, false);
+    let golden = |c: &Child| BodyCheck::Golden(format!("to-redis/{:?}-{}", c.kind, c.name));
+    let by = |k, n| child(&children, k, n);
+    let exps = vec![
+        apply(
+            by(ChildKind::ConfigMap, "packs-config"),
+            golden(by(ChildKind::ConfigMap, "packs-config")),
+        ),
+        // Secret exists: untouched. Registry Service unchanged: untouched.
+        apply(
+            by(ChildKind::Service, "packs-redis"),
+            golden(by(ChildKind::Service, "packs-redis")),
+        ),
+        apply(
+            by(ChildKind::StatefulSet, "packs-redis"),
+            golden(by(ChildKind::StatefulSet, "packs-redis")),
+        ),
+        apply(
+            by(ChildKind::Deployment, "packs"),
+            golden(by(ChildKind::Deployment, "packs")),
+        ),
+        // Prune: the sqlite PVC is data and retainOnDelete is true: kept.
+        status_apply(status_body(
+            2,
+            0,
+            1,
+            "redis",
+            &[
+                (
+                    "Ready",
+                    "False",
+                    "RedisNotReady",
+                    "StorageReady: waiting for StatefulSet packs-redis to be ready",
+                ),
+                (
+                    "StorageReady",
+                    "False",
+                    "RedisNotReady",
+                    "waiting for StatefulSet packs-redis to be ready",
+                ),
+                ("RegistryReady", "False", "ReplicasNotReady", "0/1 replicas ready"),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        )),
+    ];
+    let h = Harness::new(&observed, false, exps);
+    h.reconcile(&reg).await.expect("ok");
+    let events = h.finish().await;
+    assert!(events.iter().all(|e| e.reason != "Pruned"), "{events:?}");
 }
 
 /// The PVC the StatefulSet creates from its claim template: template labels,
 /// overwritten by the StatefulSet selector's (component becomes `redis`).
-fn redis_claim_pvc() -> Value {
-    json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
+fn redis_claim_pvc(stamp: Option<&str>) -> Value {
+    let mut v = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
         "name": "data-packs-redis-0", "namespace": NS, "labels": {
             "app.kubernetes.io/name": "banter-registry", "app.kubernetes.io/instance": NAME,
             "app.kubernetes.io/component": "redis", "banterpacks.io/data": "redis",
             "app.kubernetes.io/managed-by": "banter-operator", "app.kubernetes.io/part-of": "banterpacks"}},
-        "status": {"phase": "Bound"}})
+        "status": {"phase": "Bound"}});
+    if let Some(uid) = stamp {
+        v["metadata"]["labels"]["banterpacks.io/owner-uid"] = json!(uid);
+    }
+    v
 }
 
 #[tokio::test]
-async fn redis_volume_of_the_current_backend_is_never_pruned() {
+async fn switching_redis_to_sqlite_prunes_redis_children_and_this_registrys_data() {
+    let old = registry(json!({"replicas": 3, "storage": {"backend": "redis", "retainOnDelete": false}}));
+    let mut observed = steady(&old, false);
+    observed.push(redis_claim_pvc(Some(UID)));
+    let reg = with_status_of(
+        registry(json!({"storage": {"backend": "sqlite", "retainOnDelete": false}})),
+        &old,
+        &observed,
+        false,
+    );
+    let children = desired(&reg, false);
+    let by = |k, n| child(&children, k, n);
+    let pvc = by(ChildKind::PersistentVolumeClaim, "packs-data");
+    let mut exps = vec![
+        apply(by(ChildKind::ConfigMap, "packs-config"), BodyCheck::Any),
+        apply(
+            pvc,
+            BodyCheck::Fields(vec![
+                ("/metadata/labels/banterpacks.io~1owner-uid", json!(UID)),
+                ("/metadata/labels/banterpacks.io~1data", json!("sqlite")),
+            ]),
+        ),
+        apply(by(ChildKind::Deployment, "packs"), BodyCheck::Any),
+    ];
+    // Prune in kind order, then name order.
+    exps.push(delete(ChildKind::PersistentVolumeClaim, "data-packs-redis-0"));
+    exps.push(delete(ChildKind::Service, "packs-redis"));
+    exps.push(delete(ChildKind::StatefulSet, "packs-redis"));
+    exps.push(delete(ChildKind::PodDisruptionBudget, "packs"));
+    exps.push(status_apply(status_body(
+        2,
+        0,
+        1,
+        "sqlite",
+        &[
+            (
+                "Ready",
+                "False",
+                "PersistentVolumeClaimPending",
+                "StorageReady: waiting for PersistentVolumeClaim packs-data to be bound",
+            ),
+            ("StorageReady", "False", "PersistentVolumeClaimPending", STORAGE_PENDING),
+            ("RegistryReady", "False", "ReplicasNotReady", "0/1 replicas ready"),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+        ],
+    )));
+    let h = Harness::new(&observed, false, exps);
+    h.reconcile(&reg).await.expect("ok");
+    let events = h.finish().await;
+    assert_eq!(events.iter().filter(|e| e.reason == "Pruned").count(), 4, "{events:?}");
+}
+
+#[tokio::test]
+async fn a_volume_kept_by_an_earlier_registry_of_the_same_name_is_never_deleted() {
+    // `packs` (SQLite) was deleted with retainOnDelete: its volume stays,
+    // stamped with that registry's UID. A new `packs` on Redis without
+    // retainOnDelete must leave it alone, in prune and in cleanup.
+    let mut kept = observed_from(child(
+        &desired(&registry(json!({})), false),
+        ChildKind::PersistentVolumeClaim,
+        "packs-data",
+    ));
+    kept["metadata"]["labels"]["banterpacks.io/owner-uid"] = json!(OTHER_UID);
     let reg = registry(json!({"storage": {"backend": "redis", "retainOnDelete": false}}));
     let mut observed = steady(&reg, false);
-    observed.push(redis_claim_pvc());
+    observed.push(redis_claim_pvc(Some(UID)));
+    observed.push(kept.clone());
     let reg = with_status(reg, &observed, false);
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&observed, false));
-    let h = Harness::new(exps);
+    let h = Harness::new(&observed, false, vec![]);
     h.reconcile(&reg).await.expect("ok");
     assert!(h.finish().await.is_empty(), "no delete, no write");
+
+    // Deleting the new registry deletes only its own volume.
+    let mut gone = reg.clone();
+    gone.metadata.deletion_timestamp = Some(now());
+    let h = Harness::new(
+        &[redis_claim_pvc(Some(UID)), kept],
+        false,
+        vec![
+            delete(ChildKind::PersistentVolumeClaim, "data-packs-redis-0"),
+            finalizer_removal(),
+        ],
+    );
+    assert_eq!(h.reconcile(&gone).await.expect("ok"), Action::await_change());
+    let events = h.finish().await;
+    let notes: Vec<_> = events.iter().map(|e| e.note.as_str()).collect();
+    assert_eq!(notes, ["deleted PersistentVolumeClaim data-packs-redis-0"]);
+}
+
+#[tokio::test]
+async fn redis_claim_volumes_are_stamped_once_and_never_pruned() {
+    let reg = registry(json!({"storage": {"backend": "redis", "retainOnDelete": false}}));
+    let mut observed = steady(&reg, false);
+    observed.push(redis_claim_pvc(None));
+    let reg = with_status(reg, &observed, false);
+    let mut stamp = exp(
+        Method::PATCH,
+        format!("{}/data-packs-redis-0", collection(ChildKind::PersistentVolumeClaim)),
+    );
+    stamp.body = BodyCheck::Json(json!({"metadata": {"labels": {"banterpacks.io/owner-uid": UID}}}));
+    stamp.response = redis_claim_pvc(Some(UID));
+    let h = Harness::new(&observed, false, vec![stamp]);
+    h.reconcile(&reg).await.expect("ok");
+    assert!(h.finish().await.is_empty(), "no delete, no event");
+
+    // Stamped: nothing to do.
+    observed.pop();
+    observed.push(redis_claim_pvc(Some(UID)));
+    let h = Harness::new(&observed, false, vec![]);
+    h.reconcile(&reg).await.expect("ok");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn service_monitor_crd_missing_is_a_condition_not_an_error() {
+    let reg = registry(json!({"monitoring": {"serviceMonitor": {"enabled": true}}}));
+    let children = desired(&reg, false);
+    assert!(children.iter().all(|c| c.kind != ChildKind::ServiceMonitor));
+    let observed = steady(&reg, false);
+    // Its status from before monitoring was requested.
+    let reg = with_status_of(reg, &registry(json!({})), &observed, false);
+    let h = Harness::new(
+        &observed,
+        false,
+        vec![status_apply(status_body(
+            2,
+            1,
+            1,
+            "sqlite",
+            &[
+                ("Ready", "True", "Available", "registry is serving"),
+                (
+                    "StorageReady",
+                    "True",
+                    "PersistentVolumeClaimBound",
+                    "SQLite volume is bound",
+                ),
+                ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+                (
+                    "MonitoringReady",
+                    "False",
+                    "ServiceMonitorCRDMissing",
+                    "spec.monitoring.serviceMonitor.enabled is true but the monitoring.coreos.com/v1 ServiceMonitor CRD is not served; install the Prometheus Operator CRDs",
+                ),
+            ],
+        ))],
+    );
+    // Success with the normal resync: no error, so no backoff loop.
+    assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::requeue(RESYNC));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn service_monitor_is_applied_when_the_crd_is_served() {
+    let reg = registry(json!({"monitoring": {"serviceMonitor": {"enabled": true}}}));
+    let observed = steady(&reg, false);
+    let reg = with_status(reg, &observed, false);
+    let children = desired(&reg, true);
+    let sm = child(&children, ChildKind::ServiceMonitor, "packs");
+    let exps = vec![
+        apply(sm, BodyCheck::Golden("service-monitor/ServiceMonitor-packs".into())),
+        status_apply(status_body(
+            2,
+            1,
+            1,
+            "sqlite",
+            &[
+                ("Ready", "True", "Available", "registry is serving"),
+                (
+                    "StorageReady",
+                    "True",
+                    "PersistentVolumeClaimBound",
+                    "SQLite volume is bound",
+                ),
+                ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+                ("MonitoringReady", "True", "Applied", "monitoring objects applied"),
+            ],
+        )),
+    ];
+    let h = Harness::new(&observed, true, exps);
+    h.reconcile(&reg).await.expect("ok");
+    h.finish().await;
 }
 
 #[tokio::test]
@@ -827,17 +1200,27 @@ async fn scaling_down_and_disabling_the_dashboard_prune_pdb_and_configmap() {
         false,
     );
     let children = desired(&reg, false);
-    let deployment = children
-        .iter()
-        .find(|c| c.kind == ChildKind::Deployment)
-        .expect("deployment");
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&observed, false));
-    exps.push(apply(deployment));
-    exps.push(delete(ChildKind::ConfigMap, "packs-dashboards"));
-    exps.push(delete(ChildKind::PodDisruptionBudget, "packs"));
-    exps.push(status_apply(&expected_status(&reg, &observed, false)));
-    let h = Harness::new(exps);
+    let deployment = child(&children, ChildKind::Deployment, "packs");
+    let mut scale = apply(deployment, BodyCheck::Fields(vec![("/spec/replicas", json!(1))]));
+    scale.response = observed_from(deployment);
+    let exps = vec![
+        scale,
+        delete(ChildKind::ConfigMap, "packs-dashboards"),
+        delete(ChildKind::PodDisruptionBudget, "packs"),
+        status_apply(status_body(
+            2,
+            1,
+            1,
+            "redis",
+            &[
+                ("Ready", "True", "Available", "registry is serving"),
+                ("StorageReady", "True", "RedisReady", "Redis is ready"),
+                ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        )),
+    ];
+    let h = Harness::new(&observed, false, exps);
     h.reconcile(&reg).await.expect("ok");
     let events = h.finish().await;
     let pruned: Vec<_> = events
@@ -855,30 +1238,166 @@ async fn scaling_down_and_disabling_the_dashboard_prune_pdb_and_configmap() {
 }
 
 #[tokio::test]
-async fn a_child_the_api_server_rejects_is_reported_and_not_retried() {
-    let reg = registry(json!({}));
+async fn a_prune_that_finds_the_object_gone_is_success() {
+    let old = registry(json!({"replicas": 3, "storage": {"backend": "redis"}}));
+    let observed = steady(&old, false);
+    let reg = with_status_of(
+        registry(json!({"replicas": 1, "storage": {"backend": "redis"}})),
+        &old,
+        &observed,
+        false,
+    );
     let children = desired(&reg, false);
-    let mut exps = vec![discovery(false)];
-    exps.extend(lists(&[], false));
-    exps.push(failure(apply(&children[0]), 422, "Invalid"));
-    let message = format!(
-        "the API server rejected {:?} {}: injected 422",
-        children[0].kind, children[0].name
+    let deployment = child(&children, ChildKind::Deployment, "packs");
+    let mut scale = apply(deployment, BodyCheck::Any);
+    scale.response = observed_from(deployment);
+    let gone = failure(
+        delete(ChildKind::PodDisruptionBudget, "packs"),
+        404,
+        "NotFound",
+        "poddisruptionbudgets.policy \"packs\" not found",
     );
-    let st = banter_operator::status::invalid(&reg, &message, &now());
-    assert_eq!(condition(&st, "Ready").reason, "InvalidSpec");
-    exps.push(status_apply(&st));
-    let h = Harness::new(exps);
-    assert_eq!(
-        h.reconcile(&reg).await.expect("a 422 is reported, not an error"),
-        Action::await_change(),
-        "no retry storm: waits for a spec change"
+    let mut st = status_apply(json!({}));
+    st.body = BodyCheck::Any;
+    st.response["status"] = json!({});
+    let h = Harness::new(&observed, false, vec![scale, gone, st]);
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
+    let events = h.finish().await;
+    assert!(events.iter().all(|e| !e.warning), "{events:?}");
+}
+
+fn deleting(spec: Value) -> BanterRegistry {
+    let mut reg = registry(spec);
+    reg.metadata.deletion_timestamp = Some(now());
+    reg
+}
+
+fn finalizer_removal() -> Exp {
+    let mut e = exp(Method::PATCH, registry_path());
+    e.body = BodyCheck::Json(json!([
+        {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+        {"op": "remove", "path": "/metadata/finalizers/0"}
+    ]));
+    e.response = json!({"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry",
+        "metadata": {"name": NAME, "namespace": NS, "uid": UID}, "spec": {}});
+    e
+}
+
+#[tokio::test]
+async fn deletion_with_retain_detaches_the_volumes() {
+    let reg = deleting(json!({}));
+    let pvc = observed_from(child(
+        &desired(&reg, false),
+        ChildKind::PersistentVolumeClaim,
+        "packs-data",
+    ));
+    assert!(
+        pvc.pointer("/metadata/ownerReferences").is_none(),
+        "a kept volume is never owned"
     );
+    // Nothing to detach: the finalizer only reports the volume kept.
+    let h = Harness::new(&[pvc], false, vec![finalizer_removal()]);
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
+    let events = h.finish().await;
+    assert_eq!(events[0].reason, "Retained");
+
+    // A volume created while retainOnDelete was off still has its owner: detached.
+    let owned = observed_from(child(
+        &desired(&deleting(json!({"storage": {"retainOnDelete": false}})), false),
+        ChildKind::PersistentVolumeClaim,
+        "packs-data",
+    ));
+    assert!(owned.pointer("/metadata/ownerReferences/0").is_some());
+    let mut detach = exp(
+        Method::PATCH,
+        format!("{}/packs-data", collection(ChildKind::PersistentVolumeClaim)),
+    );
+    detach.body = BodyCheck::Json(json!({"metadata": {"ownerReferences": null}}));
+    detach.response = owned.clone();
+    let h = Harness::new(&[owned], false, vec![detach, finalizer_removal()]);
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
+    let events = h.finish().await;
+    assert_eq!(events[0].reason, "Retained");
+}
+
+#[tokio::test]
+async fn deletion_without_retain_deletes_the_volumes() {
+    let reg = deleting(json!({"storage": {"retainOnDelete": false}}));
+    let pvc = observed_from(child(
+        &desired(&reg, false),
+        ChildKind::PersistentVolumeClaim,
+        "packs-data",
+    ));
+    let h = Harness::new(
+        &[pvc],
+        false,
+        vec![
+            delete(ChildKind::PersistentVolumeClaim, "packs-data"),
+            finalizer_removal(),
+        ],
+    );
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
+    let events = h.finish().await;
+    assert_eq!(events[0].reason, "Deleted");
+}
+
+#[tokio::test]
+async fn a_finished_deletion_is_not_a_failure() {
+    // The object went away between the watch event and the finalizer patch.
+    let reg = deleting(json!({}));
+    let gone = failure(
+        finalizer_removal(),
+        404,
+        "NotFound",
+        "banterregistries.banterpacks.io \"packs\" not found",
+    );
+    let h = Harness::new(&[], false, vec![gone]);
+    assert_eq!(h.reconcile(&reg).await.expect("success"), Action::await_change());
+    let events = h.finish().await;
+    assert!(events.is_empty(), "no ReconcileFailed Warning: {events:?}");
+}
+
+#[tokio::test]
+async fn invalid_spec_reports_condition_and_waits_for_a_change() {
+    let reg = registry(json!({"replicas": 3}));
+    let body = json!({"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry", "status": {
+        "observedGeneration": 2, "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec",
+        "message": banter_api::SQLITE_REPLICAS_MESSAGE, "observedGeneration": 2, "lastTransitionTime": "<t>"}]}});
+    let h = Harness::new(&[], false, vec![status_apply(body.clone())]);
+    assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::await_change());
+    let events = h.finish().await;
+    assert_eq!(events.len(), 1);
+    assert!(events[0].warning && events[0].reason == "InvalidSpec");
+
+    // Reconciled again (e.g. resync) with that status: no request at all.
+    let mut reg = reg;
+    reg.status = Some(stored_status(&body));
+    let h = Harness::new(&[], false, vec![]);
+    assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::await_change());
+    assert!(h.finish().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry",
+        "metadata": {"name": NAME, "namespace": NS, "uid": UID, "generation": 4, "finalizers": [FINALIZER]},
+        "spec": {"replicas": 1, "storage": {"backend": "sqlite", "retainOnDelete": "sometimes"}}}))
+    .expect("object");
+    let reg = decode::registry(obj);
+    let message =
+        "the spec cannot be read: spec.storage.retainOnDelete: invalid type: string \"sometimes\", expected a boolean";
+    let body = json!({"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry", "status": {
+        "observedGeneration": 4, "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec",
+        "message": message, "observedGeneration": 4, "lastTransitionTime": "<t>"}]}});
+    // Not one child is touched for a spec the operator cannot read.
+    let h = Harness::new(&[], false, vec![status_apply(body)]);
+    assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::await_change());
     let events = h.finish().await;
     assert!(
         events
             .iter()
-            .any(|e| e.warning && e.reason == "InvalidSpec" && e.note.contains("injected 422")),
+            .any(|e| e.warning && e.reason == "InvalidSpec" && e.note == message),
         "{events:?}"
     );
 }

@@ -179,6 +179,15 @@ impl BuildInput<'_> {
         })
     }
 
+    /// UID of the registry.
+    pub fn uid(&self) -> Result<&str, Error> {
+        self.registry
+            .metadata
+            .uid
+            .as_deref()
+            .ok_or(Error::MissingMetadata("metadata.uid"))
+    }
+
     /// The controller owner reference pointing at the registry.
     pub fn owner_reference(&self) -> Result<OwnerReference, Error> {
         Ok(OwnerReference {

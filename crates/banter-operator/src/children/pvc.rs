@@ -16,6 +16,7 @@ pub fn sqlite_pvc(input: &BuildInput<'_>) -> Result<PersistentVolumeClaim, Error
             let mut meta = input.meta(names::sqlite_data(input.name()?), Component::SqliteData)?;
             if let Some(l) = meta.labels.as_mut() {
                 l.insert(labels::DATA_LABEL.into(), "sqlite".into());
+                l.insert(labels::OWNER_UID_LABEL.into(), input.uid()?.to_string());
             }
             // A volume to keep carries no owner reference at all: with one, a
             // foreground (cascading) delete of the registry lets the garbage
