@@ -1,7 +1,8 @@
 -- Argo CD health check for banterpacks.io/v1alpha1 BanterRegistry.
 -- Healthy when the operator has observed the current generation and reports
 -- Ready=True; Degraded when a condition names a problem only the user can fix
--- (InvalidSpec, AuthSecretMissing); Progressing otherwise.
+-- (InvalidSpec, AdmissionRefused, AuthSecretMissing) or an apply that keeps
+-- failing (ApplyFailed); Progressing otherwise.
 local hs = {}
 hs.status = "Progressing"
 hs.message = "Waiting for banter-operator to report status"
@@ -16,7 +17,7 @@ if generation ~= nil and (observed == nil or observed < generation) then
 end
 local ready = nil
 for _, c in ipairs(obj.status.conditions) do
-  if c.status == "False" and (c.reason == "InvalidSpec" or c.reason == "AuthSecretMissing") then
+  if c.status == "False" and (c.reason == "InvalidSpec" or c.reason == "AdmissionRefused" or c.reason == "ApplyFailed" or c.reason == "AuthSecretMissing") then
     hs.status = "Degraded"
     hs.message = c.type .. " " .. c.reason .. ": " .. (c.message or "")
     return hs

@@ -794,13 +794,19 @@ LUA_CASES = [
         {"type": "Ready", "status": "True", "reason": "Available", "message": "1/1 replicas ready"}]}},
      "Healthy"),
     ("progressing", {"status": {"observedGeneration": 2, "conditions": [
-        {"type": "Ready", "status": "False", "reason": "Progressing", "message": "waiting for storage"}]}},
+        {"type": "Ready", "status": "False", "reason": "RolloutInProgress", "message": "0/1 replicas run the current configuration"}]}},
      "Progressing"),
+    ("admission refused", {"status": {"observedGeneration": 2, "conditions": [
+        {"type": "Ready", "status": "False", "reason": "AdmissionRefused", "message": "PersistentVolumeClaim x: cannot expand"}]}},
+     "Degraded"),
+    ("apply failed", {"status": {"observedGeneration": 2, "conditions": [
+        {"type": "Ready", "status": "False", "reason": "ApplyFailed", "message": "could not apply Deployment x"}]}},
+     "Degraded"),
     ("invalid spec", {"status": {"observedGeneration": 2, "conditions": [
         {"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": "replicas must be 1"}]}},
      "Degraded"),
     ("auth secret missing", {"status": {"observedGeneration": 2, "conditions": [
-        {"type": "Ready", "status": "False", "reason": "Progressing", "message": "x"},
+        {"type": "Ready", "status": "False", "reason": "PersistentVolumeClaimPending", "message": "x"},
         {"type": "RegistryReady", "status": "False", "reason": "AuthSecretMissing", "message": "no secret"}]}},
      "Degraded"),
     ("stale status", {"status": {"observedGeneration": 1, "conditions": [

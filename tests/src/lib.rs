@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use banter_api::BanterRegistry;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, CustomResourceExt};
 
 /// How long to wait for the API server before declaring "no cluster".
@@ -76,21 +77,105 @@ pub async fn install_crd(client: &Client) -> anyhow::Result<()> {
 }
 
 /// Polls `check` every second until it yields a value or [`WAIT`] passes.
-pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+pub async fn wait_for<T, F, Fut>(what: &str, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    wait_within(what, WAIT, check).await
+}
+
+/// Polls `check` every half second until it yields a value or `limit` passes.
+pub async fn wait_within<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = check().await {
             return Ok(v);
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("timed out after {WAIT:?} waiting for {what}");
+            bail!("timed out after {limit:?} waiting for {what}");
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// Label on every PersistentVolume the suite creates: the namespace it
+/// serves, so teardown deletes exactly those (PVs are cluster-scoped and
+/// outlive the namespace).
+pub const PV_LABEL: &str = "banterpacks.io/e2e-namespace";
+
+/// StorageClass name used by the suite's claims: no such class exists, so
+/// only the suite's own static PVs bind them (the same on clusters with or
+/// without a provisioner), and a resize is refused by admission.
+pub fn static_class(namespace: &str) -> String {
+    format!("banter-e2e-static-{namespace}")
+}
+
+/// Creates a PersistentVolume pre-bound to claim `claim` in `namespace`
+/// (class [`static_class`], 10Gi, hostPath that no container ever uses).
+pub async fn provide_volume(client: &Client, namespace: &str, claim: &str) -> anyhow::Result<()> {
+    let name = format!("e2e-{namespace}-{claim}");
+    let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": {PV_LABEL: namespace}},
+        "spec": {
+            "capacity": {"storage": "10Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": static_class(namespace),
+            "claimRef": {"namespace": namespace, "name": claim},
+            "hostPath": {"path": format!("/tmp/banter-e2e/{name}")}
+        }
+    }))?;
+    Api::<PersistentVolume>::all(client.clone())
+        .patch(&name, &PatchParams::apply("banter-e2e").force(), &Patch::Apply(&pv))
+        .await
+        .with_context(|| format!("creating PersistentVolume {name}"))?;
+    Ok(())
+}
+
+/// The server-side Table view of one object (what `kubectl get -o wide`
+/// prints): column names and the cells of its row.
+pub async fn table_row(client: &Client, path: &str) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+    let req = http::Request::get(path)
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .context("building the Table request")?;
+    let table: serde_json::Value = client.request(req).await.context("GET as Table")?;
+    let names: Vec<String> = table["columnDefinitions"]
+        .as_array()
+        .context("columnDefinitions")?
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let cells = table["rows"][0]["cells"].as_array().context("one row")?.clone();
+    Ok(names.into_iter().zip(cells).collect())
+}
+
+/// Events in `namespace` about the object named `name`, as (type, reason, note).
+pub async fn events_about(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let list = events.list(&Default::default()).await.context("listing events")?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect())
 }
 
 /// A namespace of its own and an operator process watching only it; both
@@ -106,6 +191,13 @@ pub struct Environment {
 impl Environment {
     /// Creates the namespace and starts `banter-operator run` for it.
     pub async fn start(client: Client, prefix: &str) -> anyhow::Result<Self> {
+        let mut env = Self::namespace_only(client, prefix).await?;
+        env.operator = Some(spawn_operator(&env.namespace)?);
+        Ok(env)
+    }
+
+    /// Creates the namespace only (for installing the chart into it).
+    pub async fn namespace_only(client: Client, prefix: &str) -> anyhow::Result<Self> {
         let suffix: u32 = rand::random();
         let namespace = format!("{prefix}-{suffix:08x}");
         let ns: Namespace = serde_json::from_value(serde_json::json!({
@@ -116,13 +208,11 @@ impl Environment {
             .patch(&namespace, &PatchParams::apply("banter-e2e"), &Patch::Apply(&ns))
             .await
             .context("creating the test namespace")?;
-        let mut env = Self {
+        Ok(Self {
             client,
             namespace,
             operator: None,
-        };
-        env.operator = Some(spawn_operator(&env.namespace)?);
-        Ok(env)
+        })
     }
 }
 
@@ -162,6 +252,16 @@ async fn delete_namespace(namespace: &str) {
             return;
         }
     };
+    delete_namespace_and_wait(&client, namespace).await;
+    // Static volumes are cluster-scoped: they go last, once nothing uses them.
+    let pvs: Api<PersistentVolume> = Api::all(client);
+    let lp = ListParams::default().labels(&format!("{PV_LABEL}={namespace}"));
+    if let Err(e) = pvs.delete_collection(&DeleteParams::background(), &lp).await {
+        eprintln!("e2e: deleting the PersistentVolumes of {namespace} failed: {e}");
+    }
+}
+
+async fn delete_namespace_and_wait(client: &Client, namespace: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     if let Err(e) = api.delete(namespace, &DeleteParams::background()).await {
         eprintln!("e2e: deleting namespace {namespace} failed: {e}");
@@ -172,7 +272,7 @@ async fn delete_namespace(namespace: &str) {
         // The operator died or hung: drop its finalizer from what is left so
         // the namespace does not stay Terminating for ever.
         eprintln!("e2e: {e:#}; removing finalizers of the registries left in it");
-        let registries: Api<BanterRegistry> = Api::namespaced(client, namespace);
+        let registries: Api<BanterRegistry> = Api::namespaced(client.clone(), namespace);
         let left = registries
             .list(&Default::default())
             .await

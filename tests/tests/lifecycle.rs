@@ -2,12 +2,19 @@
 //! prints `SKIPPED: no reachable Kubernetes cluster (...)` and returns.
 //! Nothing here waits for pods to become ready: a node-less cluster is valid.
 
+use std::time::Duration;
+
 use banter_api::{BanterRegistry, ConditionType};
-use banter_e2e::{Environment, cluster_or_skip, install_crd, wait_for};
+use banter_e2e::{
+    Environment, cluster_or_skip, events_about, install_crd, provide_volume, static_class, table_row, wait_for,
+    wait_within,
+};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -97,6 +104,100 @@ fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
         .cloned()
 }
 
+/// Far below the operator's 5-minute resync: only a watch event explains it.
+const PROMPTLY: Duration = Duration::from_secs(20);
+
+fn condition(reg: &BanterRegistry, t: ConditionType) -> Option<(String, String, String)> {
+    let c = reg.status.as_ref()?.condition(t)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Whether the Deployment has observed its latest spec and runs it everywhere.
+fn rolled_out(d: &Deployment) -> bool {
+    let (Some(spec), Some(st)) = (d.spec.as_ref(), d.status.as_ref()) else {
+        return false;
+    };
+    let want = spec.replicas.unwrap_or(1);
+    st.observed_generation >= d.metadata.generation
+        && st.updated_replicas.unwrap_or(0) >= want
+        && st.replicas.unwrap_or(0) <= want
+}
+
+/// Item 2: every status the operator writes for `generation` that says
+/// Ready=True is backed by a Deployment that has rolled out. Watches the
+/// registry until `until` holds for a status of that generation.
+async fn ready_never_runs_ahead(
+    env: &Environment,
+    name: &str,
+    generation: i64,
+    until: impl Fn(&BanterRegistry) -> bool,
+) -> anyhow::Result<BanterRegistry> {
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher(api::<BanterRegistry>(env), cfg).applied_objects().boxed();
+    let deadline = tokio::time::Instant::now() + banter_e2e::WAIT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, events.next()).await;
+        let reg = match next {
+            Ok(Some(Ok(reg))) => reg,
+            Ok(Some(Err(e))) => anyhow::bail!("watching {name}: {e}"),
+            Ok(None) => anyhow::bail!("watch of {name} ended"),
+            Err(_) => anyhow::bail!("timed out waiting for {name} at generation {generation}"),
+        };
+        let observed = reg.status.as_ref().and_then(|s| s.observed_generation);
+        if observed != Some(generation) {
+            continue;
+        }
+        if condition(&reg, ConditionType::Ready).is_some_and(|(s, _, _)| s == "True") {
+            let d = api::<Deployment>(env).get(name).await?;
+            anyhow::ensure!(
+                rolled_out(&d),
+                "Ready=True for generation {generation} while the Deployment has not rolled out: {:?}",
+                d.status
+            );
+        }
+        if until(&reg) {
+            return Ok(reg);
+        }
+    }
+}
+
+/// Item 6: the printer columns show the Ready condition, ready/desired and
+/// the Ready reason (a consistent snapshot: retried while status moves).
+async fn columns_match_status(env: &Environment, name: &str) -> anyhow::Result<()> {
+    let path = format!(
+        "/apis/banterpacks.io/v1alpha1/namespaces/{}/banterregistries/{name}",
+        env.namespace
+    );
+    wait_for("printer columns matching the status", || async {
+        let before = api::<BanterRegistry>(env).get(name).await.ok()?;
+        let row = table_row(&env.client, &path).await.ok()?;
+        let after = api::<BanterRegistry>(env).get(name).await.ok()?;
+        if before.metadata.resource_version != after.metadata.resource_version {
+            return None;
+        }
+        let cell = |n: &str| row.iter().find(|(c, _)| c == n).map(|(_, v)| v.clone());
+        let (ready, reason, _) = condition(&after, ConditionType::Ready)?;
+        let replicas = after.status.as_ref()?.replicas.clone()?;
+        assert_eq!(cell("Ready"), Some(json!(ready)), "Ready column: {row:?}");
+        assert_eq!(cell("Replicas"), Some(json!(replicas)), "Replicas column: {row:?}");
+        assert_eq!(cell("Reason"), Some(json!(reason)), "Reason column (-o wide): {row:?}");
+        Some(())
+    })
+    .await
+}
+
+/// Item 4: nothing about `name` was reported as a failed reconcile.
+async fn no_failed_reconciles(env: &Environment, name: &str) {
+    // Give a late reconcile of the deleted object the chance to misreport.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let events = events_about(&env.client, &env.namespace, name).await.expect("events");
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|(_, reason, _)| reason == "ReconcileFailed")
+        .collect();
+    assert!(failed.is_empty(), "ReconcileFailed events for {name}: {failed:?}");
+}
+
 async fn setup(test: &str) -> Option<Client> {
     let client = cluster_or_skip(test).await?;
     install_crd(&client).await.expect("CRD installs");
@@ -112,30 +213,60 @@ async fn sqlite_registry_edit_switch_to_redis_and_delete_with_retain() {
         .await
         .expect("environment");
     let name = "packs";
-    apply_registry(
-        &env,
-        name,
-        json!({"storage": {"backend": "sqlite", "retainOnDelete": true}}),
-    )
-    .await
-    .expect("apply");
+    let class = static_class(&env.namespace);
+    let sqlite = |extra: Value| {
+        let mut spec = json!({"storage": {"backend": "sqlite", "retainOnDelete": true,
+            "sqlite": {"storageClassName": class}}});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                s.insert(k.clone(), v.clone());
+            }
+        }
+        spec
+    };
+    apply_registry(&env, name, sqlite(json!({}))).await.expect("apply");
 
     wait_exists::<ConfigMap>(&env, "packs-config").await.expect("config");
     wait_exists::<Secret>(&env, "packs-tokens").await.expect("tokens");
-    wait_exists::<PersistentVolumeClaim>(&env, "packs-data")
+    let pvc = wait_exists::<PersistentVolumeClaim>(&env, "packs-data")
         .await
         .expect("pvc");
+    let stamp = pvc
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("banterpacks.io/owner-uid").cloned());
     wait_exists::<Service>(&env, "packs").await.expect("service");
     let d0 = wait_exists::<Deployment>(&env, "packs").await.expect("deployment");
     let reg = wait_status(&env, name, "sqlite").await.expect("status");
-    let st = reg.status.expect("status");
+    assert_eq!(stamp, reg.metadata.uid, "the volume is stamped with its registry's UID");
+    let st = reg.status.clone().expect("status");
     assert_eq!(
         st.endpoint.as_deref(),
         Some(format!("http://packs.{}.svc", env.namespace).as_str())
     );
+    assert_eq!(
+        condition(&reg, ConditionType::StorageReady).map(|c| c.1),
+        Some("PersistentVolumeClaimPending".to_string())
+    );
+    columns_match_status(&env, name).await.expect("columns while pending");
+
+    // Item 3: the retained claim has no owner reference, yet its binding
+    // reaches the operator at once.
+    provide_volume(&env.client, &env.namespace, "packs-data")
+        .await
+        .expect("static volume");
+    wait_within("StorageReady=True after the claim bound", PROMPTLY, || async {
+        let reg = api::<BanterRegistry>(&env).get(name).await.ok()?;
+        (condition(&reg, ConditionType::StorageReady)?.0 == "True").then_some(())
+    })
+    .await
+    .expect("binding triggers a reconcile");
+    columns_match_status(&env, name).await.expect("columns once bound");
     let token = api::<Secret>(&env).get("packs-tokens").await.expect("secret").data;
 
-    // Edit the spec: a new image rolls the pods (template changes).
+    // Item 2: edit the spec; a new image rolls the pods. No status of the
+    // new generation says Ready before the Deployment rolled out.
     let image0 = d0
         .spec
         .as_ref()
@@ -144,10 +275,17 @@ async fn sqlite_registry_edit_switch_to_redis_and_delete_with_retain() {
     apply_registry(
         &env,
         name,
-        json!({"image": "example.invalid/banter-registry:e2e", "storage": {"backend": "sqlite"}}),
+        sqlite(json!({"image": "example.invalid/banter-registry:e2e"})),
     )
     .await
     .expect("edit");
+    let generation = api::<BanterRegistry>(&env)
+        .get(name)
+        .await
+        .expect("registry")
+        .metadata
+        .generation
+        .expect("generation");
     wait_for("new image on the pod template", || async {
         let d = api::<Deployment>(&env).get("packs").await.ok()?;
         let image = d.spec.as_ref()?.template.spec.as_ref()?.containers[0].image.clone();
@@ -156,6 +294,13 @@ async fn sqlite_registry_edit_switch_to_redis_and_delete_with_retain() {
     })
     .await
     .expect("rollout");
+    ready_never_runs_ahead(&env, name, generation, |reg| {
+        // Settled: Ready=True, or a not-Ready reason other than the rollout
+        // (pods of an image that does not exist never become ready).
+        condition(reg, ConditionType::RegistryReady).is_some_and(|(s, r, _)| s == "True" || r != "RolloutInProgress")
+    })
+    .await
+    .expect("status follows the rollout");
 
     // Switch backend: config hash changes, Redis appears, the sqlite volume is retained.
     let hash0 = template_annotation(&d0, CONFIG_HASH).expect("config hash");
@@ -183,7 +328,8 @@ async fn sqlite_registry_edit_switch_to_redis_and_delete_with_retain() {
     let token_after = api::<Secret>(&env).get("packs-tokens").await.expect("secret").data;
     assert_eq!(token, token_after, "generated token never overwritten");
 
-    // Delete with retain: registry gone, volume kept and detached.
+    // Delete with retain: registry gone, volume kept and detached, and the
+    // finished deletion is not reported as a failure (item 4).
     api::<BanterRegistry>(&env)
         .delete(name, &DeleteParams::default())
         .await
@@ -197,6 +343,195 @@ async fn sqlite_registry_edit_switch_to_redis_and_delete_with_retain() {
         pvc.metadata.owner_references.as_ref().is_none_or(Vec::is_empty),
         "kept volume is detached: {:?}",
         pvc.metadata.owner_references
+    );
+    no_failed_reconciles(&env, name).await;
+
+    // Item 9: a new registry of the same name, on Redis and without
+    // retainOnDelete, never deletes the volume the first one kept: not when
+    // it prunes, not when it is deleted.
+    apply_registry(
+        &env,
+        name,
+        json!({"storage": {"backend": "redis", "retainOnDelete": false}}),
+    )
+    .await
+    .expect("second registry");
+    wait_status(&env, name, "redis").await.expect("second registry status");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(
+        exists::<PersistentVolumeClaim>(&env, "packs-data").await,
+        "a stranger's kept volume survives prune"
+    );
+    api::<BanterRegistry>(&env)
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete the second registry");
+    wait_gone::<BanterRegistry>(&env, name)
+        .await
+        .expect("second registry deleted");
+    let kept = api::<PersistentVolumeClaim>(&env)
+        .get_opt("packs-data")
+        .await
+        .expect("get");
+    assert!(
+        kept.is_some_and(|p| p.metadata.deletion_timestamp.is_none()),
+        "a stranger's kept volume survives cleanup"
+    );
+    no_failed_reconciles(&env, name).await;
+}
+
+#[tokio::test]
+async fn a_refused_child_does_not_stop_the_others() {
+    let Some(client) = setup("a_refused_child_does_not_stop_the_others").await else {
+        return;
+    };
+    let env = Environment::start(client, "banter-e2e-refused")
+        .await
+        .expect("environment");
+    let name = "grow";
+    let class = static_class(&env.namespace);
+    apply_registry(
+        &env,
+        name,
+        json!({"storage": {"backend": "sqlite", "sqlite": {"storageClassName": class, "size": "1Gi"}}}),
+    )
+    .await
+    .expect("apply");
+    wait_exists::<PersistentVolumeClaim>(&env, "grow-data")
+        .await
+        .expect("pvc");
+    provide_volume(&env.client, &env.namespace, "grow-data")
+        .await
+        .expect("static volume");
+    wait_for("the claim to bind", || async {
+        let pvc = api::<PersistentVolumeClaim>(&env).get("grow-data").await.ok()?;
+        (pvc.status?.phase.as_deref() == Some("Bound")).then_some(())
+    })
+    .await
+    .expect("bound");
+
+    // One edit: a resize the API server refuses (its StorageClass does not
+    // exist, so it cannot expand) and a new image, which must still roll out.
+    apply_registry(
+        &env,
+        name,
+        json!({"image": "example.invalid/banter-registry:grown",
+               "storage": {"backend": "sqlite", "sqlite": {"storageClassName": class, "size": "2Gi"}}}),
+    )
+    .await
+    .expect("edit");
+    wait_for("the new image despite the refused resize", || async {
+        let d = api::<Deployment>(&env).get(name).await.ok()?;
+        let image = d.spec?.template.spec?.containers.first()?.image.clone()?;
+        (image == "example.invalid/banter-registry:grown").then_some(())
+    })
+    .await
+    .expect("deployment applied");
+    let generation = api::<BanterRegistry>(&env)
+        .get(name)
+        .await
+        .expect("registry")
+        .metadata
+        .generation;
+    let reg = wait_for("Ready=False naming the refused claim", || async {
+        let reg = api::<BanterRegistry>(&env).get(name).await.ok()?;
+        let (status, reason, message) = condition(&reg, ConditionType::Ready)?;
+        let current = reg.status.as_ref()?.observed_generation == generation;
+        (current && status == "False" && message.contains("PersistentVolumeClaim grow-data")).then_some((reg, reason))
+    })
+    .await
+    .expect("the refusal is on the object");
+    // 403 from the resize admission plugin for a bound claim (422 from
+    // validation if it were not bound): both wait for a change.
+    assert!(
+        ["AdmissionRefused", "InvalidSpec"].contains(&reg.1.as_str()),
+        "reason {}",
+        reg.1
+    );
+    let events = events_about(&env.client, &env.namespace, name).await.expect("events");
+    assert!(
+        events.iter().any(|(t, r, _)| t == "Warning" && r == &reg.1),
+        "a Warning event with the reason: {events:?}"
+    );
+}
+
+/// Item 5: `helm install` with default values succeeds when the CRD is
+/// already there (applied from `crds/` here), leaves that CRD alone, and
+/// `helm uninstall` does not delete it.
+#[tokio::test]
+async fn helm_install_over_an_existing_crd() {
+    let Some(client) = setup("helm_install_over_an_existing_crd").await else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let helm = ["helm", ".tools/bin/helm"]
+        .iter()
+        .map(|h| {
+            if h.contains('/') {
+                root.join(h)
+            } else {
+                std::path::PathBuf::from(h)
+            }
+        })
+        .find(|h| {
+            std::process::Command::new(h)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(helm) = helm else {
+        eprintln!("SKIPPED: no helm binary (run `make deps`) [helm_install_over_an_existing_crd]");
+        return;
+    };
+    let env = Environment::namespace_only(client, "banter-e2e-helm")
+        .await
+        .expect("environment");
+    let release = format!("e2e-{}", &env.namespace[env.namespace.len() - 8..]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&helm)
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .expect("helm runs");
+        assert!(
+            out.status.success(),
+            "helm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "install",
+        &release,
+        "charts/banter-operator",
+        "--namespace",
+        &env.namespace,
+    ]);
+    run(&[
+        "upgrade",
+        &release,
+        "charts/banter-operator",
+        "--namespace",
+        &env.namespace,
+    ]);
+    run(&["uninstall", &release, "--namespace", &env.namespace, "--wait"]);
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(env.client.clone());
+    let crd = crds
+        .get("banterregistries.banterpacks.io")
+        .await
+        .expect("the CRD is still there");
+    assert!(crd.metadata.deletion_timestamp.is_none(), "and not being deleted");
+    let owner = crd
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("meta.helm.sh/release-name"))
+        .cloned();
+    assert_ne!(
+        owner.as_deref(),
+        Some(release.as_str()),
+        "the release never took it over"
     );
 }
 
@@ -240,10 +575,12 @@ async fn redis_registry_switch_to_sqlite_and_delete_without_retain() {
     );
 
     // Switch to sqlite with one replica: redis children and the PDB are pruned.
+    let class = static_class(&env.namespace);
     apply_registry(
         &env,
         name,
-        json!({"replicas": 1, "storage": {"backend": "sqlite", "retainOnDelete": false}}),
+        json!({"replicas": 1, "storage": {"backend": "sqlite", "retainOnDelete": false,
+               "sqlite": {"storageClassName": class}}}),
     )
     .await
     .expect("switch");

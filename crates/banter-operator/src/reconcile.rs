@@ -169,8 +169,8 @@ pub fn backoff(n: u32) -> Duration {
 
 /// How long `observe` waits for the watch caches' first list.
 pub const CACHE_WAIT: Duration = Duration::from_secs(30);
-/// Re-check delay while the Secret named by `spec.auth` is missing (Secrets
-/// are not watched, so nothing else would notice it appear).
+/// Re-check delay while the Secret named by `spec.auth` is missing (it has
+/// none of the operator's labels, so no watch would notice it appear).
 pub const AUTH_RECHECK: Duration = Duration::from_secs(30);
 
 fn dynamic_api(client: &Client, ns: &str, kind: ChildKind) -> Api<DynamicObject> {

@@ -576,7 +576,7 @@ async fn missing_auth_secret_is_reported_and_rechecked_soon() {
         )),
     ];
     let h = Harness::new(&observed, false, exps);
-    // Secrets are not watched: the operator looks again soon, by itself.
+    // The user's Secret is not watched: the operator looks again soon.
     assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(AUTH_RECHECK));
     h.finish().await;
 }
