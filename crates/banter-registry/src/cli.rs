@@ -22,7 +22,7 @@ Examples:
   banter-registry export -o backup.tar.gz && banter-registry import backup.tar.gz --backend redis")]
 pub struct Cli {
     /// Log format.
-    #[arg(long, env = "BANTER_REGISTRY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, env = banter_contract::env::LOG_FORMAT, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
     /// Log filter (tracing env-filter syntax), e.g. info or banter_registry=debug.

@@ -18,11 +18,11 @@ use crate::storage::{BackendKind, Instrumented, Storage, StorageError};
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
     /// Storage backend: embedded SQLite (one replica) or shared Redis (many replicas).
-    #[arg(long, env = "BANTER_REGISTRY_BACKEND", value_enum, default_value_t = BackendKind::Sqlite)]
+    #[arg(long, env = banter_contract::env::BACKEND, value_enum, default_value_t = BackendKind::Sqlite)]
     pub backend: BackendKind,
 
     /// SQLite database file (created if missing), for --backend sqlite.
-    #[arg(long, env = "BANTER_REGISTRY_SQLITE_PATH", default_value = "data/registry.db")]
+    #[arg(long, env = banter_contract::env::SQLITE_PATH, default_value = "data/registry.db")]
     pub sqlite_path: PathBuf,
 
     /// How long SQLite waits for a lock before answering 503 (e.g. 5s, 500ms).
@@ -32,14 +32,14 @@ pub struct StorageArgs {
     /// Redis URL for --backend redis: redis://[user:password@]host:port/db, or rediss:// for TLS.
     #[arg(
         long,
-        env = "BANTER_REGISTRY_REDIS_URL",
+        env = banter_contract::env::REDIS_URL,
         default_value = "redis://127.0.0.1:6379/0",
         hide_env_values = true
     )]
     pub redis_url: String,
 
     /// Prefix of every Redis key, so several registries can share one Redis.
-    #[arg(long, env = "BANTER_REGISTRY_REDIS_KEY_PREFIX", default_value = "banter:")]
+    #[arg(long, env = banter_contract::env::REDIS_KEY_PREFIX, default_value = "banter:")]
     pub redis_key_prefix: String,
 
     /// PEM file of CA certificates to trust for rediss:// (default: the public web roots).
@@ -105,7 +105,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port, printed on stdout).
-    #[arg(long, env = "BANTER_REGISTRY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = banter_contract::env::LISTEN, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     #[command(flatten)]
@@ -117,7 +117,7 @@ pub struct ServeArgs {
     /// File of publish tokens, one per line ('#' comments). Without it a token is
     /// generated into a 0600 file `publish-token` beside the SQLite database
     /// (with Redis: ./data/publish-token) and reused on later starts.
-    #[arg(long, env = "BANTER_REGISTRY_TOKEN_FILE")]
+    #[arg(long, env = banter_contract::env::TOKEN_FILE)]
     pub token_file: Option<PathBuf>,
 
     /// Deadline for one whole request, body included (e.g. 30s).

@@ -9,34 +9,29 @@ use super::{BuildInput, redis_url, sha256_hex};
 use crate::Error;
 use crate::labels::{Component, names};
 
+use banter_contract::{container, env, paths};
+
 /// Port the registry container listens on.
-pub const REGISTRY_PORT: i32 = 8080;
-/// Where the SQLite database lives inside the container.
-pub const SQLITE_PATH: &str = "/data/registry.db";
-/// Directory the token Secret is mounted at.
-pub const TOKEN_DIR: &str = "/etc/banter-registry/tokens";
+pub const REGISTRY_PORT: i32 = container::PORT as i32;
 
 /// The environment of the registry container.
 pub fn config_data(input: &BuildInput<'_>) -> Result<BTreeMap<String, String>, Error> {
     let name = input.name()?;
     let spec = &input.registry.spec;
     let mut data = BTreeMap::new();
-    data.insert("BANTER_REGISTRY_LISTEN".into(), format!("0.0.0.0:{REGISTRY_PORT}"));
-    data.insert("BANTER_REGISTRY_BACKEND".into(), spec.storage.backend.as_str().into());
+    data.insert(env::LISTEN.into(), format!("0.0.0.0:{}", container::PORT));
+    data.insert(env::BACKEND.into(), spec.storage.backend.as_str().into());
     match spec.storage.backend {
         Backend::Sqlite => {
-            data.insert("BANTER_REGISTRY_SQLITE_PATH".into(), SQLITE_PATH.into());
+            data.insert(env::SQLITE_PATH.into(), paths::SQLITE_DB.into());
         }
         Backend::Redis => {
-            data.insert("BANTER_REGISTRY_REDIS_URL".into(), redis_url(input)?);
-            data.insert("BANTER_REGISTRY_REDIS_KEY_PREFIX".into(), format!("banter:{name}:"));
+            data.insert(env::REDIS_URL.into(), redis_url(input)?);
+            data.insert(env::REDIS_KEY_PREFIX.into(), format!("banter:{name}:"));
         }
     }
-    data.insert(
-        "BANTER_REGISTRY_TOKEN_FILE".into(),
-        format!("{TOKEN_DIR}/{}", super::TOKEN_KEY),
-    );
-    data.insert("BANTER_REGISTRY_LOG_FORMAT".into(), "json".into());
+    data.insert(env::TOKEN_FILE.into(), paths::TOKEN_FILE.into());
+    data.insert(env::LOG_FORMAT.into(), "json".into());
     Ok(data)
 }
 

@@ -12,7 +12,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::configmap::{REGISTRY_PORT, TOKEN_DIR};
+use banter_contract::{container, paths};
+
+use super::configmap::REGISTRY_PORT;
 use super::{BuildInput, CONFIG_HASH_ANNOTATION, token_secret_name};
 use crate::Error;
 use crate::labels::{self, Component, names};
@@ -47,13 +49,13 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
     let mut mounts = vec![
         VolumeMount {
             name: "tokens".into(),
-            mount_path: TOKEN_DIR.into(),
+            mount_path: paths::TOKEN_DIR.into(),
             read_only: Some(true),
             ..VolumeMount::default()
         },
         VolumeMount {
             name: "tmp".into(),
-            mount_path: "/tmp".into(),
+            mount_path: paths::TMP_DIR.into(),
             ..VolumeMount::default()
         },
     ];
@@ -68,7 +70,7 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
         });
         mounts.push(VolumeMount {
             name: "data".into(),
-            mount_path: "/data".into(),
+            mount_path: paths::DATA_DIR.into(),
             ..VolumeMount::default()
         });
     }
@@ -80,8 +82,8 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
                 .clone()
                 .unwrap_or_else(|| input.settings.registry_image.clone()),
         ),
-        command: Some(vec!["banter-registry".into()]),
-        args: Some(vec!["serve".into()]),
+        command: Some(vec![container::COMMAND.into()]),
+        args: Some(vec![container::SERVE.into()]),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {
                 name: names::config(name),
@@ -90,13 +92,13 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
             ..EnvFromSource::default()
         }]),
         ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
+            name: Some(container::PORT_NAME.into()),
             container_port: REGISTRY_PORT,
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
-        liveness_probe: Some(http_probe("/healthz", 10, 6)),
-        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        liveness_probe: Some(http_probe(container::HEALTHZ, 10, 6)),
+        readiness_probe: Some(http_probe(container::READYZ, 5, 3)),
         resources: spec.resources.clone(),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(mounts),
@@ -162,7 +164,7 @@ fn http_probe(path: &str, period: i32, failure_threshold: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String("http".into()),
+            port: IntOrString::String(container::PORT_NAME.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),

@@ -9,7 +9,7 @@ use crate::Error;
 use crate::labels::{Component, names};
 
 /// Key of the token file inside the Secret.
-pub const TOKEN_KEY: &str = "tokens";
+pub const TOKEN_KEY: &str = banter_contract::paths::TOKEN_KEY;
 
 /// Name of the Secret the registry mounts: the user's, or the generated one.
 pub fn token_secret_name(input: &BuildInput<'_>) -> Result<String, Error> {
