@@ -8,7 +8,7 @@ DEMO_PACKS := crates/banter-registry/demo
 include mk/operator.mk
 include mk/packaging.mk
 
-.PHONY: run test deps build fmt lint docs packaging-checks
+.PHONY: run test deps build fmt lint docs packaging-checks bench
 
 ## run: the registry on embedded SQLite in ./data, seeded with the demo packs, on http://127.0.0.1:8080
 run:
@@ -23,6 +23,9 @@ test: deps
 
 ## packaging-checks: chart, kustomize, examples, Pod Security, GitOps (the RBAC test runs in cargo test)
 packaging-checks: packaging-check-generated chart-test kustomize-test examples-test pss-test gitops-test
+
+## bench: the benchmarks (never part of `make test`): the operator at scale
+bench: bench-operator
 
 ## deps: install what the tests need and the machine lacks (quick when present)
 deps:

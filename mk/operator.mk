@@ -16,3 +16,9 @@ check-crds:
 ## golden: regenerate the golden files (render of manifests/examples/, request bodies of the mock reconcile tests)
 golden:
 	UPDATE_GOLDEN=1 $(CARGO) test -p banter-operator --test golden --test reconcile_mock
+
+.PHONY: bench-operator
+## bench-operator: N BanterRegistry objects created at once, the real operator against a stateful fake API server over HTTP (release build; REGISTRIES=1000)
+bench-operator:
+	$(CARGO) build --release -p banter-operator --example scale --bin banter-operator
+	$(CURDIR)/target/release/examples/scale --registries $(or $(REGISTRIES),1000) --operator $(CURDIR)/target/release/banter-operator

@@ -22,7 +22,15 @@ pub mod env {
     pub const LOG_FORMAT: &str = "BANTER_REGISTRY_LOG_FORMAT";
 
     /// Every variable the operator sets (the registry must accept each).
-    pub const ALL: [&str; 7] = [LISTEN, BACKEND, SQLITE_PATH, REDIS_URL, REDIS_KEY_PREFIX, TOKEN_FILE, LOG_FORMAT];
+    pub const ALL: [&str; 7] = [
+        LISTEN,
+        BACKEND,
+        SQLITE_PATH,
+        REDIS_URL,
+        REDIS_KEY_PREFIX,
+        TOKEN_FILE,
+        LOG_FORMAT,
+    ];
 }
 
 /// The registry container.

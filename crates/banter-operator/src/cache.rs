@@ -24,9 +24,25 @@ type ObjectKey = (ChildKind, String, String);
 /// A watch's scope: one namespace, or the whole cluster (`None`).
 type Scope = Option<String>;
 
+/// One cached object, kept as compact JSON text: a parsed `Value` costs
+/// several times the memory, and a reconcile parses only its own children.
+struct Entry {
+    resource_version: Option<u64>,
+    json: Box<str>,
+}
+
+impl Entry {
+    fn new(obj: &Value) -> Option<Self> {
+        Some(Self {
+            resource_version: numeric_rv(obj),
+            json: serde_json::to_string(obj).ok()?.into_boxed_str(),
+        })
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    by_owner: HashMap<Owner, Observed>,
+    by_owner: HashMap<Owner, BTreeMap<(ChildKind, String), Entry>>,
     owner_of: HashMap<ObjectKey, Owner>,
     /// Objects of a relist in progress, swapped in at `InitDone`.
     relisting: HashMap<(Scope, ChildKind), Vec<Value>>,
@@ -56,6 +72,22 @@ pub fn trim(kind: ChildKind, obj: &mut Value) {
         map.remove("data");
         map.remove("stringData");
     }
+}
+
+/// Whether `new` is an older version than `cached`. Resource versions are
+/// opaque; where both are integers (etcd revisions, as every API server
+/// today) they order, otherwise nothing is assumed and `new` wins.
+fn older(new: &Value, cached: Option<&Entry>) -> bool {
+    match (numeric_rv(new), cached.and_then(|c| c.resource_version)) {
+        (Some(n), Some(c)) => n < c,
+        _ => false,
+    }
+}
+
+fn numeric_rv(v: &Value) -> Option<u64> {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<u64>().ok())
 }
 
 fn owner_of(obj: &Value) -> Option<Owner> {
@@ -89,16 +121,23 @@ impl Inner {
         }
     }
 
+    /// The cached object of `key`, if any.
+    fn get(&self, key: &ObjectKey) -> Option<&Entry> {
+        let owner = self.owner_of.get(key)?;
+        self.by_owner.get(owner)?.get(&(key.0, key.2.clone()))
+    }
+
     fn insert(&mut self, kind: ChildKind, obj: Value) {
         let Some((ns, name)) = name_of(&obj) else { return };
         let key = (kind, ns, name.clone());
         // Relabelled objects move to their new owner.
         self.remove(&key);
         let Some(owner) = owner_of(&obj) else { return };
+        let Some(entry) = Entry::new(&obj) else { return };
         self.by_owner
             .entry(owner.clone())
             .or_default()
-            .insert((kind, name), obj);
+            .insert((kind, name), entry);
         self.owner_of.insert(key, owner);
     }
 
@@ -120,7 +159,11 @@ impl ChildCache {
         match event {
             Event::Apply(obj) => {
                 if let Some(v) = value(obj) {
-                    inner.insert(kind, v);
+                    let key = (kind, obj.namespace().unwrap_or_default(), obj.name_any());
+                    // Our own write may already be here (see `remember`).
+                    if !older(&v, inner.get(&key)) {
+                        inner.insert(kind, v);
+                    }
                 }
             }
             Event::Delete(obj) => {
@@ -159,6 +202,17 @@ impl ChildCache {
         }
     }
 
+    /// Records an object a write of ours returned, so the next reconcile
+    /// does not act on the version before it (the watch event follows).
+    pub fn remember(&self, kind: ChildKind, live: &Value) {
+        let Ok(mut inner) = self.inner.write() else { return };
+        if let Some((ns, name)) = name_of(live)
+            && !older(live, inner.get(&(kind, ns, name)))
+        {
+            inner.insert(kind, live.clone());
+        }
+    }
+
     /// Whether every kind in `kinds` has been listed for namespace `ns`.
     pub fn synced(&self, ns: &str, kinds: &[ChildKind]) -> bool {
         let Ok(inner) = self.inner.read() else { return false };
@@ -189,12 +243,14 @@ impl ChildCache {
             }
         }
         let inner = self.inner.read().map_err(|_| Error::CacheNotSynced)?;
-        let mut observed: Observed = inner
-            .by_owner
-            .get(&(ns.to_string(), instance.to_string()))
-            .cloned()
-            .unwrap_or_default();
-        observed.retain(|(k, _), _| kinds.contains(k));
+        let mut observed = Observed::new();
+        if let Some(children) = inner.by_owner.get(&(ns.to_string(), instance.to_string())) {
+            for ((kind, name), entry) in children {
+                if kinds.contains(kind) {
+                    observed.insert((*kind, name.clone()), serde_json::from_str(&entry.json)?);
+                }
+            }
+        }
         Ok(observed)
     }
 
@@ -291,6 +347,30 @@ mod tests {
         let two = cache.observe("a", "two", &kinds, Duration::ZERO).await.expect("synced");
         assert!(two.is_empty());
         assert!(cache.len_by_kind().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_remembered_write_is_not_undone_by_an_older_event() {
+        let cache = ChildCache::default();
+        let kinds = [ChildKind::ConfigMap];
+        cache.handle(None, ChildKind::ConfigMap, &Event::Init);
+        cache.handle(None, ChildKind::ConfigMap, &Event::InitDone);
+        let version = |rv: &str, data: &str| {
+            let mut o = obj("ConfigMap", "a", "c", "one");
+            o.metadata.resource_version = Some(rv.into());
+            o.data["data"] = serde_json::json!({"k": data});
+            o
+        };
+        let written = serde_json::to_value(version("12", "new")).expect("json");
+        cache.remember(ChildKind::ConfigMap, &written);
+        // The event of an earlier write arrives late: ignored.
+        cache.handle(None, ChildKind::ConfigMap, &Event::Apply(version("11", "old")));
+        let seen = cache.observe("a", "one", &kinds, Duration::ZERO).await.expect("synced");
+        assert_eq!(seen[&(ChildKind::ConfigMap, "c".to_string())]["data"]["k"], "new");
+        // Its own event, and later ones, apply.
+        cache.handle(None, ChildKind::ConfigMap, &Event::Apply(version("13", "newer")));
+        let seen = cache.observe("a", "one", &kinds, Duration::ZERO).await.expect("synced");
+        assert_eq!(seen[&(ChildKind::ConfigMap, "c".to_string())]["data"]["k"], "newer");
     }
 
     #[tokio::test]

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Address serving /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_listen: SocketAddr,
+    /// Ceiling on requests per second to the API server (watches count once,
+    /// when they start); guards the API server against a runaway loop.
+    #[arg(long, env = "KUBE_API_QPS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub kube_api_qps: u64,
     /// Elect a leader through a coordination.k8s.io/v1 Lease before reconciling.
     #[arg(long)]
     pub leader_election: bool,

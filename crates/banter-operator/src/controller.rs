@@ -49,7 +49,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
         LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
     }
-    let client = Client::try_default().await.context("building the Kubernetes client")?;
+    let config = kube::Config::infer()
+        .await
+        .context("reading the Kubernetes client configuration")?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .context("building the Kubernetes client")?
+        .with_layer(&tower::limit::RateLimitLayer::new(
+            args.kube_api_qps,
+            Duration::from_secs(1),
+        ))
+        .build();
     let metrics = Arc::new(Metrics::default());
     let server = tokio::spawn(metrics::serve(args.metrics_listen, metrics.clone()));
 
@@ -251,6 +260,8 @@ pub async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
     let (reader, writer) = reflector::store();
     let main = watcher(registries, watcher::Config::default().any_semantic())
         .default_backoff()
+        // Managed fields are most of an object's size and never read.
+        .modify(|o| o.metadata.managed_fields = None)
         .map_ok(decode::event)
         .reflect(writer)
         .applied_objects()

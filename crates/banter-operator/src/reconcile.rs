@@ -335,6 +335,7 @@ async fn apply_all(
         let key = (child.kind, child.name.clone());
         match apply_child(ctx, v, child, observed.get(&key)).await {
             Ok(Some(live)) => {
+                ctx.cache.remember(child.kind, &live);
                 after.insert(key, live);
             }
             Ok(None) => {}

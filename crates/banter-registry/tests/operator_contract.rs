@@ -132,7 +132,10 @@ fn start(pod: &Pod, dir: &Path, redis: Option<&Redis>) -> Server {
                 "127.0.0.1:0".to_string()
             }
             k if k == env::REDIS_URL => {
-                assert!(value.starts_with("redis://packs-redis-0.packs-redis.banter.svc"), "{value}");
+                assert!(
+                    value.starts_with("redis://packs-redis-0.packs-redis.banter.svc"),
+                    "{value}"
+                );
                 redis.expect("a Redis for a Redis registry").url()
             }
             _ => mounts.map(value),
@@ -158,7 +161,12 @@ async fn serves(s: &Server, pod: &Pod) {
         assert_eq!(r.status(), 200, "{probe} {path}: {}", s.logs());
     }
     let body = pack("contract", "1.0.0", 0);
-    assert_eq!(s.publish("contract", "1.0.0", &body).await.status(), 201, "{}", s.logs());
+    assert_eq!(
+        s.publish("contract", "1.0.0", &body).await.status(),
+        201,
+        "{}",
+        s.logs()
+    );
     let got = s.get("/v1/packs/contract/versions/1.0.0").await;
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), body.as_slice());
