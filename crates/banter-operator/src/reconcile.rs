@@ -423,14 +423,9 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
 
     // 3. build (pure)
     let token = (ctx.token)();
-    let input = BuildInput {
-        registry: reg,
-        settings: &ctx.settings,
-        service_monitor_served: observation.findings.service_monitor_served,
-        generated_token: &token,
-    };
+    let input = BuildInput::new(reg, &ctx.settings, observation.findings.service_monitor_served, &token)?;
     let desired = children::desired(&input)?;
-    let endpoint = children::endpoint(&input)?;
+    let endpoint = children::endpoint(&input);
 
     // 4. apply and prune
     let (after, failures) = apply_all(ctx, &v, &desired, &observation.children).await;

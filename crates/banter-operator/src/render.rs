@@ -38,12 +38,7 @@ pub fn render(yaml: &str, settings: &Settings) -> Result<String, RenderError> {
     if meta.uid.is_none() {
         meta.uid = Some(RENDER_UID_PLACEHOLDER.into());
     }
-    let input = BuildInput {
-        registry: &registry,
-        settings,
-        service_monitor_served: true,
-        generated_token: RENDER_TOKEN_PLACEHOLDER,
-    };
+    let input = BuildInput::new(&registry, settings, true, RENDER_TOKEN_PLACEHOLDER)?;
     let mut out = String::new();
     for child in children::desired(&input)? {
         out.push_str("---\n");

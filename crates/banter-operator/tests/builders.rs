@@ -18,12 +18,7 @@ fn registry(spec: BanterRegistrySpec) -> BanterRegistry {
 
 fn build(reg: &BanterRegistry, served: bool) -> Vec<Child> {
     let settings = Settings::default();
-    let input = BuildInput {
-        registry: reg,
-        settings: &settings,
-        service_monitor_served: served,
-        generated_token: "tok-123",
-    };
+    let input = BuildInput::new(reg, &settings, served, "tok-123").expect("input");
     children::desired(&input).expect("builds")
 }
 

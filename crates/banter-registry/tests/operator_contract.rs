@@ -35,13 +35,7 @@ fn render(spec: Value) -> Pod {
     reg.metadata.namespace = Some("banter".into());
     reg.metadata.uid = Some("uid-1".into());
     let settings = Settings::default();
-    let desired = children::desired(&BuildInput {
-        registry: &reg,
-        settings: &settings,
-        service_monitor_served: false,
-        generated_token: TOKEN,
-    })
-    .unwrap();
+    let desired = children::desired(&BuildInput::new(&reg, &settings, false, TOKEN).unwrap()).unwrap();
     let object = |kind: ChildKind, name: &str| {
         desired
             .iter()

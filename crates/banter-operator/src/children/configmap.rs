@@ -6,7 +6,6 @@ use banter_api::Backend;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{BuildInput, redis_url, sha256_hex};
-use crate::Error;
 use crate::labels::{Component, names};
 
 use banter_contract::{container, env, paths};
@@ -15,8 +14,8 @@ use banter_contract::{container, env, paths};
 pub const REGISTRY_PORT: i32 = container::PORT as i32;
 
 /// The environment of the registry container.
-pub fn config_data(input: &BuildInput<'_>) -> Result<BTreeMap<String, String>, Error> {
-    let name = input.name()?;
+pub fn config_data(input: &BuildInput<'_>) -> BTreeMap<String, String> {
+    let name = input.name();
     let spec = &input.registry.spec;
     let mut data = BTreeMap::new();
     data.insert(env::LISTEN.into(), format!("0.0.0.0:{}", container::PORT));
@@ -26,22 +25,22 @@ pub fn config_data(input: &BuildInput<'_>) -> Result<BTreeMap<String, String>, E
             data.insert(env::SQLITE_PATH.into(), paths::SQLITE_DB.into());
         }
         Backend::Redis => {
-            data.insert(env::REDIS_URL.into(), redis_url(input)?);
+            data.insert(env::REDIS_URL.into(), redis_url(input));
             data.insert(env::REDIS_KEY_PREFIX.into(), format!("banter:{name}:"));
         }
     }
     data.insert(env::TOKEN_FILE.into(), paths::TOKEN_FILE.into());
     data.insert(env::LOG_FORMAT.into(), "json".into());
-    Ok(data)
+    data
 }
 
 /// The registry ConfigMap.
-pub fn configmap(input: &BuildInput<'_>) -> Result<ConfigMap, Error> {
-    Ok(ConfigMap {
-        metadata: input.meta(names::config(input.name()?), Component::Config)?,
-        data: Some(config_data(input)?),
+pub fn configmap(input: &BuildInput<'_>) -> ConfigMap {
+    ConfigMap {
+        metadata: input.meta(names::config(input.name()), Component::Config),
+        data: Some(config_data(input)),
         ..ConfigMap::default()
-    })
+    }
 }
 
 /// Hash of the ConfigMap data; a BTreeMap iterates in key order, so equal

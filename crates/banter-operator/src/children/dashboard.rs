@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::BuildInput;
-use crate::Error;
 use crate::dashboards::DASHBOARDS;
 use crate::labels::{Component, names};
 
@@ -13,9 +12,9 @@ use crate::labels::{Component, names};
 pub const FOLDER_ANNOTATION: &str = "grafana_folder";
 
 /// ConfigMap with every dashboard of `dashboards/`.
-pub fn dashboard_configmap(input: &BuildInput<'_>) -> Result<ConfigMap, Error> {
+pub fn dashboard_configmap(input: &BuildInput<'_>) -> ConfigMap {
     let spec = &input.registry.spec.monitoring.grafana_dashboard;
-    let mut meta = input.meta(names::dashboards(input.name()?), Component::Dashboard)?;
+    let mut meta = input.meta(names::dashboards(input.name()), Component::Dashboard);
     if let Some(l) = meta.labels.as_mut() {
         if spec.labels.is_empty() {
             l.insert("grafana_dashboard".into(), "1".into());
@@ -31,9 +30,9 @@ pub fn dashboard_configmap(input: &BuildInput<'_>) -> Result<ConfigMap, Error> {
         .iter()
         .map(|(file, json)| ((*file).to_string(), (*json).to_string()))
         .collect();
-    Ok(ConfigMap {
+    ConfigMap {
         metadata: meta,
         data: Some(data),
         ..ConfigMap::default()
-    })
+    }
 }

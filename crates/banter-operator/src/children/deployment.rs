@@ -16,7 +16,6 @@ use banter_contract::{container, paths};
 
 use super::configmap::REGISTRY_PORT;
 use super::{BuildInput, CONFIG_HASH_ANNOTATION, token_secret_name};
-use crate::Error;
 use crate::labels::{self, Component, names};
 
 /// uid and gid the registry image runs as.
@@ -24,8 +23,8 @@ pub const REGISTRY_UID: i64 = 65532;
 
 /// The registry Deployment; `config_hash` goes on the pod template so a
 /// config change rolls the pods.
-pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deployment, Error> {
-    let name = input.name()?;
+pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
+    let name = input.name();
     let spec = &input.registry.spec;
     let sqlite = spec.storage.backend == Backend::Sqlite;
     let selector = labels::selector(name, Component::Registry);
@@ -34,7 +33,7 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
         Volume {
             name: "tokens".into(),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(token_secret_name(input)?),
+                secret_name: Some(token_secret_name(input)),
                 default_mode: Some(0o440),
                 ..SecretVolumeSource::default()
             }),
@@ -105,8 +104,8 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
         ..Container::default()
     };
 
-    Ok(Deployment {
-        metadata: input.meta(names::registry(name), Component::Registry)?,
+    Deployment {
+        metadata: input.meta(names::registry(name), Component::Registry),
         spec: Some(DeploymentSpec {
             replicas: Some(spec.replicas),
             selector: LabelSelector {
@@ -135,7 +134,7 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Result<Deploymen
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
-    })
+    }
 }
 
 /// SQLite: `Recreate`, the old pod must release the RWO volume and the

@@ -139,7 +139,7 @@ impl Child {
 /// Everything the builders need besides the resource itself.
 #[derive(Clone, Debug)]
 pub struct BuildInput<'a> {
-    /// The registry being reconciled (needs name, namespace and uid).
+    /// The registry being reconciled.
     pub registry: &'a BanterRegistry,
     /// Operator settings (default images).
     pub settings: &'a Settings,
@@ -147,62 +147,71 @@ pub struct BuildInput<'a> {
     pub service_monitor_served: bool,
     /// Token written into the generated Secret when it is first created.
     pub generated_token: &'a str,
+    name: &'a str,
+    namespace: &'a str,
+    uid: &'a str,
 }
 
-impl BuildInput<'_> {
+impl<'a> BuildInput<'a> {
+    /// The input for `registry`: fails once, here, when it lacks the name,
+    /// namespace or uid every builder needs, so the builders cannot.
+    pub fn new(
+        registry: &'a BanterRegistry,
+        settings: &'a Settings,
+        service_monitor_served: bool,
+        generated_token: &'a str,
+    ) -> Result<Self, Error> {
+        let meta = &registry.metadata;
+        Ok(Self {
+            registry,
+            settings,
+            service_monitor_served,
+            generated_token,
+            name: meta.name.as_deref().ok_or(Error::MissingMetadata("metadata.name"))?,
+            namespace: meta
+                .namespace
+                .as_deref()
+                .ok_or(Error::MissingMetadata("metadata.namespace"))?,
+            uid: meta.uid.as_deref().ok_or(Error::MissingMetadata("metadata.uid"))?,
+        })
+    }
+
     /// Name of the registry.
-    pub fn name(&self) -> Result<&str, Error> {
-        self.registry
-            .metadata
-            .name
-            .as_deref()
-            .ok_or(Error::MissingMetadata("metadata.name"))
+    pub fn name(&self) -> &'a str {
+        self.name
     }
 
     /// Namespace of the registry.
-    pub fn namespace(&self) -> Result<&str, Error> {
-        self.registry
-            .metadata
-            .namespace
-            .as_deref()
-            .ok_or(Error::MissingMetadata("metadata.namespace"))
-    }
-
-    /// Metadata of a child: name, namespace, labels and controller owner reference.
-    pub fn meta(&self, name: String, component: Component) -> Result<ObjectMeta, Error> {
-        Ok(ObjectMeta {
-            name: Some(name),
-            namespace: Some(self.namespace()?.to_string()),
-            labels: Some(labels::labels(self.name()?, component)),
-            owner_references: Some(vec![self.owner_reference()?]),
-            ..ObjectMeta::default()
-        })
+    pub fn namespace(&self) -> &'a str {
+        self.namespace
     }
 
     /// UID of the registry.
-    pub fn uid(&self) -> Result<&str, Error> {
-        self.registry
-            .metadata
-            .uid
-            .as_deref()
-            .ok_or(Error::MissingMetadata("metadata.uid"))
+    pub fn uid(&self) -> &'a str {
+        self.uid
+    }
+
+    /// Metadata of a child: name, namespace, labels and controller owner reference.
+    pub fn meta(&self, name: String, component: Component) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.to_string()),
+            labels: Some(labels::labels(self.name, component)),
+            owner_references: Some(vec![self.owner_reference()]),
+            ..ObjectMeta::default()
+        }
     }
 
     /// The controller owner reference pointing at the registry.
-    pub fn owner_reference(&self) -> Result<OwnerReference, Error> {
-        Ok(OwnerReference {
+    pub fn owner_reference(&self) -> OwnerReference {
+        OwnerReference {
             api_version: BanterRegistry::api_version(&()).into_owned(),
             kind: BanterRegistry::kind(&()).into_owned(),
-            name: self.name()?.to_string(),
-            uid: self
-                .registry
-                .metadata
-                .uid
-                .clone()
-                .ok_or(Error::MissingMetadata("metadata.uid"))?,
+            name: self.name.to_string(),
+            uid: self.uid.to_string(),
             controller: Some(true),
             block_owner_deletion: Some(true),
-        })
+        }
     }
 }
 
@@ -210,16 +219,16 @@ impl BuildInput<'_> {
 pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     let spec = &input.registry.spec;
     let mut out = Vec::new();
-    let cm = configmap(input)?;
+    let cm = configmap(input);
     let hash = config_hash(cm.data.as_ref().unwrap_or(&BTreeMap::new()));
     out.push(Child::new(ChildKind::ConfigMap, &cm)?);
     if spec.monitoring.grafana_dashboard.enabled {
-        out.push(Child::new(ChildKind::ConfigMap, &dashboard_configmap(input)?)?);
+        out.push(Child::new(ChildKind::ConfigMap, &dashboard_configmap(input))?);
     }
     if spec.auth.is_none() {
         // Create-only and secret: no applied-hash annotation (nothing to
         // compare, and no digest of the token leaves the operator).
-        let secret = token_secret(input)?;
+        let secret = token_secret(input);
         let mut child = Child::new(ChildKind::Secret, &secret)?;
         child.create_only = true;
         if let Some(a) = child
@@ -238,23 +247,23 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     }
     match spec.storage.backend {
         Backend::Sqlite => {
-            out.push(Child::new(ChildKind::PersistentVolumeClaim, &sqlite_pvc(input)?)?);
+            out.push(Child::new(ChildKind::PersistentVolumeClaim, &sqlite_pvc(input))?);
         }
         Backend::Redis => {
-            out.push(Child::new(ChildKind::Service, &redis_service(input)?)?);
-            out.push(Child::new(ChildKind::StatefulSet, &redis_statefulset(input)?)?);
+            out.push(Child::new(ChildKind::Service, &redis_service(input))?);
+            out.push(Child::new(ChildKind::StatefulSet, &redis_statefulset(input))?);
         }
     }
-    out.push(Child::new(ChildKind::Service, &service(input)?)?);
-    out.push(Child::new(ChildKind::Deployment, &deployment(input, &hash)?)?);
+    out.push(Child::new(ChildKind::Service, &service(input))?);
+    out.push(Child::new(ChildKind::Deployment, &deployment(input, &hash))?);
     if spec.replicas > 1 {
-        out.push(Child::new(ChildKind::PodDisruptionBudget, &pdb(input)?)?);
+        out.push(Child::new(ChildKind::PodDisruptionBudget, &pdb(input))?);
     }
     if spec.monitoring.service_monitor.enabled && input.service_monitor_served {
-        let sm = service_monitor(input)?;
+        let sm = service_monitor(input);
         out.push(Child::with_hash(
             ChildKind::ServiceMonitor,
-            labels::names::registry(input.name()?),
+            labels::names::registry(input.name()),
             sm,
             false,
         ));

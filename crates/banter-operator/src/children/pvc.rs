@@ -5,18 +5,17 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements};
 
 use super::BuildInput;
-use crate::Error;
 use crate::labels::{self, Component, names};
 
 /// The PVC the SQLite database lives on.
-pub fn sqlite_pvc(input: &BuildInput<'_>) -> Result<PersistentVolumeClaim, Error> {
+pub fn sqlite_pvc(input: &BuildInput<'_>) -> PersistentVolumeClaim {
     let sqlite = &input.registry.spec.storage.sqlite;
-    Ok(PersistentVolumeClaim {
+    PersistentVolumeClaim {
         metadata: {
-            let mut meta = input.meta(names::sqlite_data(input.name()?), Component::SqliteData)?;
+            let mut meta = input.meta(names::sqlite_data(input.name()), Component::SqliteData);
             if let Some(l) = meta.labels.as_mut() {
                 l.insert(labels::DATA_LABEL.into(), "sqlite".into());
-                l.insert(labels::OWNER_UID_LABEL.into(), input.uid()?.to_string());
+                l.insert(labels::OWNER_UID_LABEL.into(), input.uid().to_string());
             }
             // A volume to keep carries no owner reference at all: with one, a
             // foreground (cascading) delete of the registry lets the garbage
@@ -36,5 +35,5 @@ pub fn sqlite_pvc(input: &BuildInput<'_>) -> Result<PersistentVolumeClaim, Error
             ..PersistentVolumeClaimSpec::default()
         }),
         ..PersistentVolumeClaim::default()
-    })
+    }
 }

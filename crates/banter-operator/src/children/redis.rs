@@ -14,7 +14,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::BuildInput;
 use super::deployment::{restricted_container_security, restricted_pod_security};
-use crate::Error;
 use crate::labels::{self, Component, names};
 
 /// Port Redis listens on.
@@ -23,19 +22,16 @@ pub const REDIS_PORT: i32 = 6379;
 pub const REDIS_UID: i64 = 999;
 
 /// URL of the Redis pod through its headless Service (stable DNS name).
-pub fn redis_url(input: &BuildInput<'_>) -> Result<String, Error> {
-    let redis = names::redis(input.name()?);
-    Ok(format!(
-        "redis://{redis}-0.{redis}.{}.svc:{REDIS_PORT}/0",
-        input.namespace()?
-    ))
+pub fn redis_url(input: &BuildInput<'_>) -> String {
+    let redis = names::redis(input.name());
+    format!("redis://{redis}-0.{redis}.{}.svc:{REDIS_PORT}/0", input.namespace())
 }
 
 /// Headless Service giving the Redis pod its stable DNS name.
-pub fn redis_service(input: &BuildInput<'_>) -> Result<Service, Error> {
-    let name = input.name()?;
-    Ok(Service {
-        metadata: input.meta(names::redis(name), Component::Redis)?,
+pub fn redis_service(input: &BuildInput<'_>) -> Service {
+    let name = input.name();
+    Service {
+        metadata: input.meta(names::redis(name), Component::Redis),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(labels::selector(name, Component::Redis)),
@@ -49,12 +45,12 @@ pub fn redis_service(input: &BuildInput<'_>) -> Result<Service, Error> {
             ..ServiceSpec::default()
         }),
         ..Service::default()
-    })
+    }
 }
 
 /// The Redis StatefulSet.
-pub fn redis_statefulset(input: &BuildInput<'_>) -> Result<StatefulSet, Error> {
-    let name = input.name()?;
+pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
+    let name = input.name();
     let storage = &input.registry.spec.storage;
     let redis = &storage.redis;
     let aof = if redis.persistence.aof { "yes" } else { "no" };
@@ -143,8 +139,8 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> Result<StatefulSet, Error> {
         ..PersistentVolumeClaim::default()
     };
     let retention = if storage.retain_on_delete { "Retain" } else { "Delete" };
-    Ok(StatefulSet {
-        metadata: input.meta(names::redis(name), Component::Redis)?,
+    StatefulSet {
+        metadata: input.meta(names::redis(name), Component::Redis),
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(names::redis(name)),
@@ -178,5 +174,5 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> Result<StatefulSet, Error> {
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
-    })
+    }
 }

@@ -5,29 +5,28 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::BuildInput;
-use crate::Error;
 use crate::labels::{Component, names};
 
 /// Key of the token file inside the Secret.
 pub const TOKEN_KEY: &str = banter_contract::paths::TOKEN_KEY;
 
 /// Name of the Secret the registry mounts: the user's, or the generated one.
-pub fn token_secret_name(input: &BuildInput<'_>) -> Result<String, Error> {
-    Ok(match &input.registry.spec.auth {
+pub fn token_secret_name(input: &BuildInput<'_>) -> String {
+    match &input.registry.spec.auth {
         Some(auth) => auth.secret_name.clone(),
-        None => names::tokens(input.name()?),
-    })
+        None => names::tokens(input.name()),
+    }
 }
 
 /// The generated Secret holding one publish token.
-pub fn token_secret(input: &BuildInput<'_>) -> Result<Secret, Error> {
-    Ok(Secret {
-        metadata: input.meta(names::tokens(input.name()?), Component::Tokens)?,
+pub fn token_secret(input: &BuildInput<'_>) -> Secret {
+    Secret {
+        metadata: input.meta(names::tokens(input.name()), Component::Tokens),
         type_: Some("Opaque".into()),
         string_data: Some(BTreeMap::from([(
             TOKEN_KEY.to_string(),
             format!("{}\n", input.generated_token),
         )])),
         ..Secret::default()
-    })
+    }
 }

@@ -4,17 +4,16 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::BuildInput;
-use crate::Error;
 use crate::labels::{self, Component, names};
 
 /// The Service in front of the registry pods.
-pub fn service(input: &BuildInput<'_>) -> Result<Service, Error> {
+pub fn service(input: &BuildInput<'_>) -> Service {
     let svc = &input.registry.spec.service;
-    Ok(Service {
-        metadata: input.meta(names::registry(input.name()?), Component::Registry)?,
+    Service {
+        metadata: input.meta(names::registry(input.name()), Component::Registry),
         spec: Some(ServiceSpec {
             type_: Some(svc.type_.as_str().into()),
-            selector: Some(labels::selector(input.name()?, Component::Registry)),
+            selector: Some(labels::selector(input.name(), Component::Registry)),
             ports: Some(vec![ServicePort {
                 name: Some("http".into()),
                 port: svc.port,
@@ -25,16 +24,16 @@ pub fn service(input: &BuildInput<'_>) -> Result<Service, Error> {
             ..ServiceSpec::default()
         }),
         ..Service::default()
-    })
+    }
 }
 
 /// In-cluster URL of the registry (reported in `status.endpoint`).
-pub fn endpoint(input: &BuildInput<'_>) -> Result<String, Error> {
+pub fn endpoint(input: &BuildInput<'_>) -> String {
     let port = input.registry.spec.service.port;
-    let host = format!("{}.{}.svc", names::registry(input.name()?), input.namespace()?);
-    Ok(if port == 80 {
+    let host = format!("{}.{}.svc", names::registry(input.name()), input.namespace());
+    if port == 80 {
         format!("http://{host}")
     } else {
         format!("http://{host}:{port}")
-    })
+    }
 }

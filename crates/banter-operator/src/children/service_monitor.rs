@@ -3,26 +3,25 @@
 use serde_json::json;
 
 use super::BuildInput;
-use crate::Error;
 use crate::labels::{self, Component, names};
 
 /// ServiceMonitor scraping the registry Service's `http` port at `/metrics`.
-pub fn service_monitor(input: &BuildInput<'_>) -> Result<serde_json::Value, Error> {
+pub fn service_monitor(input: &BuildInput<'_>) -> serde_json::Value {
     let sm = &input.registry.spec.monitoring.service_monitor;
-    let mut meta = input.meta(names::registry(input.name()?), Component::Registry)?;
+    let mut meta = input.meta(names::registry(input.name()), Component::Registry);
     if let Some(l) = meta.labels.as_mut() {
         for (k, v) in &sm.labels {
             l.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    Ok(json!({
+    json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": meta,
         "spec": {
-            "selector": { "matchLabels": labels::selector(input.name()?, Component::Registry) },
-            "namespaceSelector": { "matchNames": [input.namespace()?] },
+            "selector": { "matchLabels": labels::selector(input.name(), Component::Registry) },
+            "namespaceSelector": { "matchNames": [input.namespace()] },
             "endpoints": [{ "port": "http", "path": "/metrics", "interval": sm.interval }],
         }
-    }))
+    })
 }
