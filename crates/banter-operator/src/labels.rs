@@ -96,19 +96,6 @@ pub fn selector(instance: &str, component: Component) -> BTreeMap<String, String
     ])
 }
 
-/// Label selector string matching every child of one registry.
-pub fn instance_selector(instance: &str) -> String {
-    format!(
-        "{}={},{}={},{}={}",
-        keys::NAME,
-        APP_NAME,
-        keys::INSTANCE,
-        instance,
-        keys::MANAGED_BY,
-        MANAGED_BY
-    )
-}
-
 /// Names of the children of the registry `instance`.
 pub mod names {
     /// Registry Deployment, Service, PDB and ServiceMonitor.
