@@ -5,12 +5,14 @@
 //! accepts locally is exactly a pack the registry accepts.
 
 mod digest;
+mod duplicate;
 mod model;
 mod name;
 mod schema;
 mod validate;
 
 pub use digest::{Digest, DigestError};
+pub use duplicate::first_duplicate_key;
 pub use model::{Line, Pack, Persona};
 pub use name::{NameError, PackName, Reference, TagName, VersionError, parse_version, version_key};
 pub use schema::{SCHEMA_JSON, schema_value};

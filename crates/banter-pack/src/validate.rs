@@ -52,6 +52,9 @@ pub enum PackError {
     /// The body is not JSON at all.
     #[error("malformed JSON: {0}")]
     Malformed(String),
+    /// An object repeats a key: the document has more than one meaning.
+    #[error("duplicate key at {0}: every key may occur once per object")]
+    DuplicateKey(String),
     /// The body is JSON but not a valid pack; every violation is listed.
     #[error("invalid pack: {} violation(s)", .0.len())]
     Invalid(Vec<Violation>),
@@ -75,6 +78,11 @@ pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str
         ));
     }
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| PackError::Malformed(e.to_string()))?;
+    // The parse above kept the last occurrence of a repeated key; the bytes
+    // stored and served keep both, so such a document is refused outright.
+    if let Some(pointer) = crate::duplicate::first_duplicate_key(bytes).map_err(|e| PackError::Malformed(e.to_string()))? {
+        return Err(PackError::DuplicateKey(pointer));
+    }
 
     let mut violations: Vec<Violation> = validator()
         .iter_errors(&value)
@@ -213,6 +221,17 @@ mod tests {
             Err(PackError::Invalid(v)) => v.into_iter().map(|v| v.pointer).collect(),
             other => panic!("expected Invalid, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_repeated_key_is_refused_before_anything_else() {
+        // What serde would accept (last occurrence valid), and import reads
+        // through this same function.
+        let body = br#"{"name":"demo","version":"9.9.9","version":"1.0.0","personas":[{"id":"host","display_name":"Host"}],"lines":[{"id":"l1","event":"e","persona":"host","text":"t"}]}"#;
+        assert_eq!(
+            validate_pack(body, &Limits::default(), Some(("demo", "1.0.0"))),
+            Err(PackError::DuplicateKey("/version".into()))
+        );
     }
 
     #[test]

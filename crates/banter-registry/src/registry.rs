@@ -41,6 +41,9 @@ pub enum RegistryError {
     /// The body is not JSON.
     #[error("{0}")]
     Malformed(String),
+    /// An object in the body repeats a key (pointer of the second occurrence).
+    #[error("duplicate key at {0}: every key may occur once per object")]
+    DuplicateKey(String),
     /// The body is not a valid pack.
     #[error("the pack is invalid: {} violation(s)", .0.len())]
     Invalid(Vec<Violation>),
@@ -174,6 +177,7 @@ impl Registry {
                 PackError::TooLarge { size, limit } => RegistryError::TooLarge { size, limit },
                 PackError::Malformed(m) => RegistryError::Malformed(m),
                 PackError::Invalid(v) => RegistryError::Invalid(v),
+                PackError::DuplicateKey(p) => RegistryError::DuplicateKey(p),
             });
         }
         self.store(NewVersion {

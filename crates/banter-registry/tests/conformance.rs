@@ -46,6 +46,7 @@ conformance!(
     oversized_bodies_get_413,
     overload_gets_429_with_retry_after,
     slow_requests_time_out,
+    duplicate_keys_are_refused_with_their_pointer,
 );
 
 mod cases {
@@ -558,6 +559,36 @@ mod cases {
     }
 
     /// The bad-input table: each request and the status and code it must get.
+    pub async fn duplicate_keys_are_refused_with_their_pointer(kind: Kind) {
+        let s = fixture(kind, &[]);
+        let good = serde_json::to_string(&pack_value("dup", "1.0.0", 0)).unwrap();
+        assert!(good.starts_with('{') && good.contains("\"lines\":["), "{good}");
+        // The second occurrence, at the top, in a nested object, in lines[].
+        let cases = [
+            (
+                good.replacen('{', "{\"version\":\"9.9.9\",", 1),
+                "/version",
+            ),
+            (
+                good.replacen("\"lines\":[{", "\"lines\":[{\"text\":\"never validated\",", 1),
+                "/lines/0/text",
+            ),
+            (
+                good.replacen('{', "{\"meta\":{\"k\":1,\"k\":2},", 1),
+                "/meta/k",
+            ),
+        ];
+        for (body, pointer) in cases {
+            let r = s.publish("dup", "1.0.0", body.as_bytes()).await;
+            let (status, code, body) = error_code(r).await;
+            assert_eq!((status, code.as_str()), (400, "DUPLICATE_KEY"), "{pointer}: {body}");
+            assert_eq!(body["errors"][0]["detail"]["pointer"], pointer, "{body}");
+        }
+        // Nothing was stored: the clean document still publishes as new.
+        let r = s.publish("dup", "1.0.0", good.as_bytes()).await;
+        assert_eq!(r.status(), 201);
+    }
+
     pub async fn bad_inputs_get_typed_errors(kind: Kind) {
         let s = fixture(kind, &[]);
         let good = pack_value("demo", "1.0.0", 0);

@@ -121,6 +121,8 @@ impl From<RegistryError> for ApiError {
             E::TooLarge { limit, .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PACK_TOO_LARGE", message)
                 .detail(serde_json::json!({ "limit_bytes": limit })),
             E::Malformed(_) => Self::new(StatusCode::BAD_REQUEST, "JSON_MALFORMED", message),
+            E::DuplicateKey(pointer) => Self::new(StatusCode::BAD_REQUEST, "DUPLICATE_KEY", message)
+                .detail(serde_json::json!({ "pointer": pointer })),
             E::Invalid(violations) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "PACK_INVALID", message)
                 .detail(serde_json::json!({ "violations": violations })),
             E::VersionExists {
