@@ -267,7 +267,7 @@ pub async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());
     let mut c = Controller::for_stream(main, reader).with_config(Config::default().concurrency(CONCURRENCY));
-    for kind in ChildKind::ALL {
+    for kind in ChildKind::ALL.into_iter().filter(|k| k.watched()) {
         c = c.watches_stream_with(child_events(&client, ns, kind, &ctx), owner_ref, kind.api_resource());
     }
     c.shutdown_on_signal()

@@ -5,10 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use banter_api::{Backend, BanterRegistry};
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::core::{DynamicObject, PartialObjectMeta};
+use kube::core::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Error as FinalizerError, Event as Finalizer, finalizer};
 use kube::{Api, Client, ResourceExt};
@@ -51,8 +50,9 @@ pub struct Context {
     pub cache: Arc<ChildCache>,
     /// Which optional APIs are served.
     pub discovery: Arc<Discovery>,
-    /// Auth Secrets seen to exist, and when; re-checked after `RESYNC`.
-    auth_secrets: Mutex<HashMap<(String, String), Instant>>,
+    /// Objects read by name (Secrets, which are not watched) seen to exist,
+    /// and when; re-checked after `RESYNC`.
+    seen: Mutex<HashMap<(ChildKind, String, String), Instant>>,
 }
 
 impl Context {
@@ -73,7 +73,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             cache: Arc::new(ChildCache::default()),
             discovery: Arc::new(Discovery::fixed(false)),
-            auth_secrets: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -83,17 +83,33 @@ impl Context {
         self
     }
 
-    fn auth_secret_known(&self, ns: &str, name: &str) -> bool {
-        self.auth_secrets.lock().is_ok_and(|m| {
-            m.get(&(ns.to_string(), name.to_string()))
-                .is_some_and(|seen| seen.elapsed() < RESYNC)
-        })
+    /// Records that `kind` `name` exists (after a create, a lookup, or in
+    /// tests that start from a warm state).
+    pub fn remember(&self, kind: ChildKind, ns: &str, name: &str) {
+        if let Ok(mut m) = self.seen.lock() {
+            m.insert((kind, ns.to_string(), name.to_string()), Instant::now());
+        }
     }
 
-    fn remember_auth_secret(&self, ns: &str, name: &str) {
-        if let Ok(mut m) = self.auth_secrets.lock() {
-            m.insert((ns.to_string(), name.to_string()), Instant::now());
+    /// Whether `kind` `name` exists: from memory when seen within `RESYNC`,
+    /// else one metadata GET. Secrets are never listed or watched (the
+    /// operator's RBAC has no `list`/`watch` on them).
+    async fn exists(&self, kind: ChildKind, ns: &str, name: &str) -> Result<bool, Error> {
+        let fresh = self.seen.lock().is_ok_and(|m| {
+            m.get(&(kind, ns.to_string(), name.to_string()))
+                .is_some_and(|seen| seen.elapsed() < RESYNC)
+        });
+        if fresh {
+            return Ok(true);
         }
+        let found = dynamic_api(&self.client, ns, kind)
+            .get_metadata_opt(name)
+            .await?
+            .is_some();
+        if found {
+            self.remember(kind, ns, name);
+        }
+        Ok(found)
     }
 }
 
@@ -218,11 +234,11 @@ pub struct Observation {
     pub findings: Findings,
 }
 
-/// Kinds the operator manages in a cluster that does (not) serve ServiceMonitors.
+/// Kinds the caches hold in a cluster that does (not) serve ServiceMonitors.
 fn kinds(service_monitor_served: bool) -> Vec<ChildKind> {
     ChildKind::ALL
         .into_iter()
-        .filter(|k| service_monitor_served || *k != ChildKind::ServiceMonitor)
+        .filter(|k| k.watched() && (service_monitor_served || *k != ChildKind::ServiceMonitor))
         .collect()
 }
 
@@ -235,17 +251,8 @@ async fn observe(ctx: &Context, v: &ValidatedRegistry<'_>) -> Result<Observation
         .observe(&v.namespace, &v.name, &kinds(served), CACHE_WAIT)
         .await?;
     let missing_auth_secret = match &v.registry.spec.auth {
-        Some(auth) if !ctx.auth_secret_known(&v.namespace, &auth.secret_name) => {
-            let found = Api::<PartialObjectMeta<Secret>>::namespaced(ctx.client.clone(), &v.namespace)
-                .get_metadata_opt(&auth.secret_name)
-                .await?
-                .is_some();
-            if found {
-                ctx.remember_auth_secret(&v.namespace, &auth.secret_name);
-                None
-            } else {
-                Some(auth.secret_name.clone())
-            }
+        Some(auth) if !ctx.exists(ChildKind::Secret, &v.namespace, &auth.secret_name).await? => {
+            Some(auth.secret_name.clone())
         }
         _ => None,
     };
@@ -520,19 +527,23 @@ async fn apply_child(
     let api = dynamic_api(&ctx.client, &v.namespace, child.kind);
     let what = format!("{:?} {}", child.kind, child.name);
     if child.create_only {
-        if observed.is_some() {
+        if observed.is_some() || ctx.exists(child.kind, &v.namespace, &child.name).await? {
             return Ok(None);
         }
         let obj: DynamicObject = serde_json::from_value(child.object.clone())?;
         match api.create(&PostParams::default(), &obj).await {
             Ok(created) => {
+                ctx.remember(child.kind, &v.namespace, &child.name);
                 ctx.events
                     .publish(v.registry, false, "Created", "Create", format!("created {what}"))
                     .await;
                 Ok(Some(live(child.kind, &created)?))
             }
-            // Exists without our labels: never overwritten.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            // Exists (made meanwhile, or without our labels): never overwritten.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                ctx.remember(child.kind, &v.namespace, &child.name);
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     } else {

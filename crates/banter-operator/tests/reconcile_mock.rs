@@ -106,6 +106,28 @@ fn create(child: &Child, body: BodyCheck) -> Exp {
     e
 }
 
+/// The metadata GET of a Secret the operator reads by name (Secrets are not
+/// watched); `found` or a 404.
+fn secret_lookup(name: &str, found: bool) -> Exp {
+    let mut e = exp(Method::GET, format!("{}/{name}", collection(ChildKind::Secret)));
+    if found {
+        e.response = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {"name": name, "namespace": NS}});
+    } else {
+        e = failure(e, 404, "NotFound", &format!("secrets \"{name}\" not found"));
+    }
+    e
+}
+
+/// The requests that write `c` when nothing of it is known: a create-only
+/// child is looked up by name first, then created.
+fn writes(c: &Child, body: BodyCheck) -> Vec<Exp> {
+    if c.create_only {
+        vec![secret_lookup(&c.name, false), create(c, body)]
+    } else {
+        vec![apply(c, body)]
+    }
+}
+
 fn delete(kind: ChildKind, name: &str) -> Exp {
     let mut e = exp(Method::DELETE, format!("{}/{name}", collection(kind)));
     e.response = json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200});
@@ -357,9 +379,17 @@ impl Harness {
     }
 }
 
-/// Feeds `observed` to the cache as the initial list of every watch.
+/// Feeds `observed` to the cache as the initial list of every watch; the
+/// Secrets in it (never watched) as seen by name within the resync period.
 fn seed(ctx: &Context, observed: &[Value]) {
-    for kind in ChildKind::ALL {
+    for o in observed.iter().filter(|o| kind_of(o) == ChildKind::Secret) {
+        ctx.remember(
+            ChildKind::Secret,
+            NS,
+            o["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+    }
+    for kind in ChildKind::ALL.into_iter().filter(|k| k.watched()) {
         ctx.cache.handle(None, kind, &Event::Init);
         for o in observed.iter().filter(|o| kind_of(o) == kind) {
             let obj: DynamicObject = serde_json::from_value(o.clone()).expect("object");
@@ -462,17 +492,14 @@ async fn first_creation_adds_finalizer_then_creates_every_child() {
     let mut exps = Vec::new();
     for c in &children {
         let golden = BodyCheck::Golden(format!("create-sqlite/{:?}-{}", c.kind, c.name));
-        exps.push(if c.create_only {
-            create(c, golden)
-        } else {
-            apply(c, golden)
-        });
+        exps.extend(writes(c, golden));
     }
     let names: Vec<String> = exps.iter().map(|e| format!("{} {}", e.method, e.path)).collect();
     assert_eq!(
         names,
         [
             "PATCH /api/v1/namespaces/banter/configmaps/packs-config",
+            "GET /api/v1/namespaces/banter/secrets/packs-tokens",
             "POST /api/v1/namespaces/banter/secrets",
             "PATCH /api/v1/namespaces/banter/persistentvolumeclaims/packs-data",
             "PATCH /api/v1/namespaces/banter/services/packs",
@@ -523,6 +550,26 @@ async fn steady_state_sends_no_request_at_all() {
         let events = h.finish().await;
         assert!(events.is_empty(), "{events:?}");
     }
+}
+
+#[tokio::test]
+async fn a_token_secret_that_exists_is_found_by_name_and_never_recreated() {
+    // After an operator restart: the children are in the caches, the token
+    // Secret (not watched) is not known yet.
+    let reg = registry(json!({}));
+    let observed: Vec<Value> = steady(&reg, false)
+        .into_iter()
+        .filter(|o| o["kind"] != "Secret")
+        .collect();
+    let reg = with_status(reg, &steady(&registry(json!({})), false), false);
+    let h = Harness::new(&observed, false, vec![secret_lookup("packs-tokens", true)]);
+    h.reconcile(&reg).await.expect("ok");
+    // Remembered: the next pass sends nothing.
+    h.reconcile(&reg).await.expect("ok");
+    assert!(
+        h.finish().await.is_empty(),
+        "no Created event: the Secret is never overwritten"
+    );
 }
 
 #[tokio::test]
@@ -814,11 +861,7 @@ async fn a_child_the_api_server_rejects_is_reported_and_not_retried() {
         "ConfigMap \"packs-config\" is invalid: injected",
     )];
     for c in &children[1..] {
-        exps.push(if c.create_only {
-            create(c, BodyCheck::Any)
-        } else {
-            apply(c, BodyCheck::Any)
-        });
+        exps.extend(writes(c, BodyCheck::Any));
     }
     let message = "the API server rejected ConfigMap packs-config: ConfigMap \"packs-config\" is invalid: injected";
     exps.push(status_apply(status_body(
@@ -863,11 +906,7 @@ async fn a_failed_apply_surfaces_on_the_object_and_backs_off() {
         )];
         if !retry {
             for c in &children[1..] {
-                exps.push(if c.create_only {
-                    create(c, BodyCheck::Any)
-                } else {
-                    apply(c, BodyCheck::Any)
-                });
+                exps.extend(writes(c, BodyCheck::Any));
             }
         }
         exps.push(status_apply(status_body(

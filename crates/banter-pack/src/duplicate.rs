@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn finds_the_second_occurrence_at_any_depth() {
-        assert_eq!(dup(r#"{"name":"a","version":"9.9.9","version":"1.0.0"}"#), Some("/version".into()));
+        assert_eq!(
+            dup(r#"{"name":"a","version":"9.9.9","version":"1.0.0"}"#),
+            Some("/version".into())
+        );
         assert_eq!(dup(r#"{"meta":{"x":1,"x":2}}"#), Some("/meta/x".into()));
         assert_eq!(
             dup(r#"{"lines":[{"id":"a"},{"id":"b","text":"t","text":"u"}]}"#),
@@ -135,7 +138,10 @@ mod tests {
 
     #[test]
     fn documents_without_repeats_pass() {
-        assert_eq!(dup(r#"{"a":{"a":1},"b":[{"a":1},{"a":2}],"c":null,"d":1.5,"e":true}"#), None);
+        assert_eq!(
+            dup(r#"{"a":{"a":1},"b":[{"a":1},{"a":2}],"c":null,"d":1.5,"e":true}"#),
+            None
+        );
         assert_eq!(dup("[]"), None);
         assert!(first_duplicate_key(b"{\"a\":").is_err(), "malformed JSON is an error");
         assert!(first_duplicate_key(b"{} x").is_err(), "trailing garbage is an error");

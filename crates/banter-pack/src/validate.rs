@@ -80,7 +80,9 @@ pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| PackError::Malformed(e.to_string()))?;
     // The parse above kept the last occurrence of a repeated key; the bytes
     // stored and served keep both, so such a document is refused outright.
-    if let Some(pointer) = crate::duplicate::first_duplicate_key(bytes).map_err(|e| PackError::Malformed(e.to_string()))? {
+    if let Some(pointer) =
+        crate::duplicate::first_duplicate_key(bytes).map_err(|e| PackError::Malformed(e.to_string()))?
+    {
         return Err(PackError::DuplicateKey(pointer));
     }
 

@@ -565,18 +565,12 @@ mod cases {
         assert!(good.starts_with('{') && good.contains("\"lines\":["), "{good}");
         // The second occurrence, at the top, in a nested object, in lines[].
         let cases = [
-            (
-                good.replacen('{', "{\"version\":\"9.9.9\",", 1),
-                "/version",
-            ),
+            (good.replacen('{', "{\"version\":\"9.9.9\",", 1), "/version"),
             (
                 good.replacen("\"lines\":[{", "\"lines\":[{\"text\":\"never validated\",", 1),
                 "/lines/0/text",
             ),
-            (
-                good.replacen('{', "{\"meta\":{\"k\":1,\"k\":2},", 1),
-                "/meta/k",
-            ),
+            (good.replacen('{', "{\"meta\":{\"k\":1,\"k\":2},", 1), "/meta/k"),
         ];
         for (body, pointer) in cases {
             let r = s.publish("dup", "1.0.0", body.as_bytes()).await;

@@ -73,6 +73,13 @@ impl ChildKind {
         Self::ServiceMonitor,
     ];
 
+    /// Whether the controller watches (and caches) this kind. Secrets are
+    /// not watched: the operator reads the ones it needs by name, so it needs
+    /// no `list`/`watch` on Secrets anywhere.
+    pub fn watched(self) -> bool {
+        self != Self::Secret
+    }
+
     /// Group, version, kind and plural of this kind.
     pub fn api_resource(self) -> ApiResource {
         let (group, version, kind, plural) = match self {
