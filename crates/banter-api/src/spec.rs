@@ -73,6 +73,8 @@ pub struct BanterRegistrySpec {
     pub image: Option<String>,
 
     /// Compute resources (requests and limits) of the registry container.
+    /// Absent: requests of 50m CPU and 64Mi memory, no limits. Given (even
+    /// `{}`), it replaces those entirely.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
@@ -304,6 +306,8 @@ pub struct RedisSpec {
     pub persistence: RedisPersistence,
 
     /// Compute resources (requests and limits) of the Redis container.
+    /// Absent: requests of 50m CPU and 128Mi memory, no limits. Given (even
+    /// `{}`), it replaces those entirely.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 }

@@ -527,3 +527,35 @@ fn backend_is_default_sqlite() {
     assert_eq!(sqlite().storage.backend, Backend::Sqlite);
     assert!(sqlite().storage.retain_on_delete);
 }
+
+#[test]
+fn containers_get_default_requests_unless_resources_are_given() {
+    let container_resources = |children: &[Child], kind: ChildKind, name: &str| {
+        find(children, kind, name).object["spec"]["template"]["spec"]["containers"][0]["resources"].clone()
+    };
+    // Never BestEffort by default; no limits.
+    let d = build(&registry(redis(2)), false);
+    assert_eq!(
+        container_resources(&d, ChildKind::Deployment, "packs"),
+        serde_json::json!({"requests": {"cpu": "50m", "memory": "64Mi"}})
+    );
+    assert_eq!(
+        container_resources(&d, ChildKind::StatefulSet, "packs-redis"),
+        serde_json::json!({"requests": {"cpu": "50m", "memory": "128Mi"}})
+    );
+    // Given, even empty, they replace the defaults entirely.
+    let spec: BanterRegistrySpec = serde_json::from_value(serde_json::json!({
+        "resources": {"limits": {"memory": "1Gi"}},
+        "storage": {"backend": "redis", "redis": {"resources": {}}}
+    }))
+    .expect("spec");
+    let d = build(&registry(spec), false);
+    assert_eq!(
+        container_resources(&d, ChildKind::Deployment, "packs"),
+        serde_json::json!({"limits": {"memory": "1Gi"}})
+    );
+    assert_eq!(
+        container_resources(&d, ChildKind::StatefulSet, "packs-redis"),
+        serde_json::json!({})
+    );
+}

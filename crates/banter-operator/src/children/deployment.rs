@@ -98,7 +98,11 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
         }]),
         liveness_probe: Some(http_probe(container::HEALTHZ, 10, 6)),
         readiness_probe: Some(http_probe(container::READYZ, 5, 3)),
-        resources: spec.resources.clone(),
+        resources: Some(
+            spec.resources
+                .clone()
+                .unwrap_or_else(|| super::default_requests(super::REGISTRY_REQUESTS.0, super::REGISTRY_REQUESTS.1)),
+        ),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(mounts),
         ..Container::default()

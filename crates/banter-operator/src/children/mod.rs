@@ -96,6 +96,26 @@ impl ChildKind {
     }
 }
 
+/// Requests for a container whose spec sets no `resources`: enough for the
+/// scheduler to place it honestly (never BestEffort, first to be evicted),
+/// no limits (a memory limit would turn a burst of large publishes into an
+/// OOM kill). An explicit `resources`, even `{}`, replaces them entirely.
+pub fn default_requests(cpu: &str, memory: &str) -> k8s_openapi::api::core::v1::ResourceRequirements {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    k8s_openapi::api::core::v1::ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.to_string())),
+            ("memory".to_string(), Quantity(memory.to_string())),
+        ])),
+        ..Default::default()
+    }
+}
+
+/// Default requests of the registry container (cpu, memory).
+pub const REGISTRY_REQUESTS: (&str, &str) = ("50m", "64Mi");
+/// Default requests of the Redis container (cpu, memory).
+pub const REDIS_REQUESTS: (&str, &str) = ("50m", "128Mi");
+
 /// One desired child object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Child {

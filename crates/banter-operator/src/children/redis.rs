@@ -100,7 +100,12 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
             failure_threshold: Some(60),
             ..ping()
         }),
-        resources: redis.resources.clone(),
+        resources: Some(
+            redis
+                .resources
+                .clone()
+                .unwrap_or_else(|| super::default_requests(super::REDIS_REQUESTS.0, super::REDIS_REQUESTS.1)),
+        ),
         security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![
             VolumeMount {
