@@ -21,7 +21,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     let start = Instant::now();
     let resp = next.run(req).await;
     state
@@ -29,6 +29,21 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .metrics()
         .observe_http(&route, &method, resp.status().as_u16(), start.elapsed());
     resp
+}
+
+/// The `method` label: one of a fixed set, never the raw method string,
+/// which a client chooses freely (any token, of any length).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::HEAD => "HEAD",
+        M::PUT => "PUT",
+        M::POST => "POST",
+        M::DELETE => "DELETE",
+        M::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Bounds the whole request (including reading the body).
@@ -95,4 +110,19 @@ pub async fn method_not_allowed() -> ApiError {
         "METHOD_NOT_ALLOWED",
         "this endpoint does not accept that method; see /openapi.json",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn methods_map_to_a_fixed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::PATCH), "other");
+        let custom = Method::from_bytes("X".repeat(60_000).as_bytes()).expect("a valid token");
+        assert_eq!(method_label(&custom), "other");
+    }
 }
