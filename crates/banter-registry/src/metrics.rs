@@ -60,6 +60,7 @@ struct Inner {
     publishes: Family<ResultLabels, Counter>,
     validation_failures: Counter,
     not_modified: Counter,
+    token_reloads: Family<ResultLabels, Counter>,
     storage_up: Family<BackendLabels, Gauge>,
     packs: Gauge,
     versions: Gauge,
@@ -91,6 +92,7 @@ impl Metrics {
         let publishes = Family::<ResultLabels, Counter>::default();
         let validation_failures = Counter::default();
         let not_modified = Counter::default();
+        let token_reloads = Family::<ResultLabels, Counter>::default();
         let storage_up = Family::<BackendLabels, Gauge>::default();
         let (packs, versions, bytes) = (Gauge::default(), Gauge::default(), Gauge::default());
         let build = Family::<BuildLabels, Gauge>::default();
@@ -137,6 +139,11 @@ impl Metrics {
             not_modified.clone(),
         );
         r.register(
+            "banter_registry_token_reloads",
+            "Reloads of the publish token file after it changed, by result (ok, error: the previous tokens stay in force)",
+            token_reloads.clone(),
+        );
+        r.register(
             "banter_registry_storage_up",
             "1 when the storage backend answered the last readiness check",
             storage_up.clone(),
@@ -155,6 +162,7 @@ impl Metrics {
             publishes,
             validation_failures,
             not_modified,
+            token_reloads,
             storage_up,
             packs,
             versions,
@@ -217,6 +225,16 @@ impl Metrics {
     /// Counts a rejected pack.
     pub fn validation_failure(&self) {
         self.0.validation_failures.inc();
+    }
+
+    /// Counts a reload of the token file (`ok` or `error`).
+    pub fn token_reload(&self, result: &str) {
+        self.0
+            .token_reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a 304.

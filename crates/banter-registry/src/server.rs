@@ -11,7 +11,7 @@ use crate::config::ServeArgs;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
 use crate::storage::StorageError;
-use crate::tokens::{self, Tokens};
+use crate::tokens::{self, LiveTokens, Tokens};
 
 /// Runs the registry until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -35,8 +35,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             p
         }
     };
-    let tokens = Tokens::from_file(&token_file)?;
+    let tokens = Arc::new(LiveTokens::new(Tokens::from_file(&token_file)?));
     tracing::info!(file = %token_file.display(), "publish tokens loaded: {tokens:?}");
+    tokio::spawn(tokens::watch(
+        token_file.clone(),
+        tokens.clone(),
+        registry.metrics().clone(),
+        tokens::RELOAD_INTERVAL,
+    ));
 
     if let Some(dir) = &args.seed {
         match seed(&registry, dir).await {
@@ -65,10 +71,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let app = api::router(
-        AppState {
-            registry,
-            tokens: Arc::new(tokens),
-        },
+        AppState { registry, tokens },
         HttpLimits {
             request_timeout: args.request_timeout,
             max_concurrent_requests: args.max_concurrent_requests,

@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 pub use packs::{DEFAULT_PAGE, MAX_PAGE};
 
 use crate::registry::Registry;
-use crate::tokens::Tokens;
+use crate::tokens::LiveTokens;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ pub struct AppState {
     /// The registry rules over the backend.
     pub registry: Registry,
     /// Accepted publish tokens.
-    pub tokens: Arc<Tokens>,
+    pub tokens: Arc<LiveTokens>,
 }
 
 /// Limits of the HTTP layer.

@@ -7,13 +7,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::error::ApiError;
-use crate::tokens::Tokens;
+use crate::tokens::LiveTokens;
 
 /// Media types a pack may be published as.
 pub const PACK_MEDIA_TYPES: &[&str] = &["application/json", "application/vnd.banterpacks.pack.v1+json"];
 
 /// Requires a valid bearer token: 401 when absent, 403 when wrong.
-pub fn authorize(tokens: &Tokens, headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn authorize(tokens: &LiveTokens, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
             "a bearer token is required to change the registry",
