@@ -19,6 +19,32 @@ use crate::storage::{NewVersion, VersionRecord};
 const FORMAT: &str = "banter-registry-archive";
 const FORMAT_VERSION: u32 = 1;
 const INDEX: &str = "index.json";
+/// Largest `index.json` read (about a million versions): an archive's sizes
+/// are checked before anything is read, so a gzip bomb cannot exhaust memory.
+pub const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads one entry whole, refusing it before reading when its size exceeds `limit`.
+fn read_bounded(entry: &mut impl Read, size: u64, limit: u64, what: &str) -> anyhow::Result<Vec<u8>> {
+    if size > limit {
+        bail!("archive entry {what} is {size} bytes, over the limit of {limit} bytes");
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // The header's size bounds the read; take() guards it once more.
+    entry.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        bail!("archive entry {what} is over the limit of {limit} bytes");
+    }
+    Ok(buf)
+}
+
+/// Whether an entry holds file content (directories, links and metadata
+/// entries that plain `tar` adds are skipped).
+fn is_file(entry: &tar::Entry<'_, impl Read>) -> bool {
+    matches!(
+        entry.header().entry_type(),
+        tar::EntryType::Regular | tar::EntryType::Continuous
+    )
+}
 
 /// The archive's index.
 #[derive(Debug, Serialize, Deserialize)]
@@ -125,14 +151,17 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> anyh
 pub async fn import(registry: &Registry, input: impl Read) -> anyhow::Result<Summary> {
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(input));
     let mut entries = tar.entries().context("reading the archive")?;
-    let index: Index = {
+    let index: Index = loop {
         let mut first = entries.next().context("the archive is empty")??;
-        if first.path()?.to_string_lossy() != INDEX {
-            bail!("not a banter-registry archive: the first entry must be {INDEX}");
+        if !is_file(&first) {
+            continue;
         }
-        let mut buf = Vec::new();
-        first.read_to_end(&mut buf)?;
-        serde_json::from_slice(&buf).context("parsing index.json")?
+        if first.path()?.to_string_lossy().trim_start_matches("./") != INDEX {
+            bail!("not a banter-registry archive: the first file must be {INDEX}");
+        }
+        let size = first.size();
+        let buf = read_bounded(&mut first, size, MAX_INDEX_BYTES, INDEX)?;
+        break serde_json::from_slice(&buf).context("parsing index.json")?;
     };
     if index.format != FORMAT || index.format_version != FORMAT_VERSION {
         bail!(
@@ -153,15 +182,19 @@ pub async fn import(registry: &Registry, input: impl Read) -> anyhow::Result<Sum
         ..Summary::default()
     };
     let mut conflicts = Vec::new();
+    let max_blob = registry.limits().max_pack_bytes as u64;
     for entry in entries {
         let mut entry = entry?;
-        let path = entry.path()?.to_string_lossy().into_owned();
+        if !is_file(&entry) {
+            continue;
+        }
+        let path = entry.path()?.to_string_lossy().trim_start_matches("./").to_owned();
         let Some(hex) = path.strip_prefix("blobs/sha256/") else {
             bail!("unexpected archive entry {path:?}");
         };
         let digest = Digest::from_hex(hex).with_context(|| format!("archive entry {path:?}"))?;
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes)?;
+        let size = entry.size();
+        let bytes = read_bounded(&mut entry, size, max_blob, &path)?;
         if !digest.matches(&bytes) {
             bail!("archive entry {path} does not match its digest: the archive is corrupt");
         }

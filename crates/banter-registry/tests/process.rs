@@ -420,3 +420,90 @@ async fn json_logs_and_request_ids() {
         "the request id is on the log line: {published}"
     );
 }
+
+/// Re-packs `archive` the way plain `tar` does (directory entries first,
+/// `./` prefixes), optionally adding one more file entry.
+fn repack(archive: &std::path::Path, out: &std::path::Path, extra: Option<(&str, u64)>) {
+    let mut input = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(archive).unwrap()));
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(out).unwrap(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let dir = |b: &mut tar::Builder<_>, path: &str| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        h.set_cksum();
+        b.append_data(&mut h, path, std::io::empty()).unwrap();
+    };
+    dir(&mut b, "./");
+    let mut first = true;
+    for e in input.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        if !first && path.starts_with("blobs/") {
+            dir(&mut b, "./blobs/");
+            dir(&mut b, "./blobs/sha256/");
+        }
+        let mut bytes = Vec::new();
+        e.read_to_end(&mut bytes).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, format!("./{path}"), bytes.as_slice()).unwrap();
+        first = false;
+    }
+    if let Some((path, size)) = extra {
+        // Zeros compress to almost nothing: a small file that inflates hugely.
+        let mut h = tar::Header::new_ustar();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, std::io::repeat(0).take(size)).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_takes_plain_tar_repacks_and_refuses_oversized_entries_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let src_db = dir.path().join("src.db");
+    let s = Server::start(Backend::Sqlite(src_db.clone()), dir.path(), &[]);
+    s.publish("repack", "1.0.0", &pack("repack", "1.0.0", 1)).await;
+    drop(s);
+    let archive = dir.path().join("a.tar.gz");
+    let (ok, _, err) = cli(&[
+        "export",
+        "-o",
+        archive.to_str().unwrap(),
+        "--sqlite-path",
+        src_db.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+
+    // Directory entries and ./ prefixes, as `tar czf` writes them: accepted.
+    let plain = dir.path().join("plain.tar.gz");
+    repack(&archive, &plain, None);
+    let db = dir.path().join("plain.db");
+    let (ok, out, err) = cli(&["import", plain.to_str().unwrap(), "--sqlite-path", db.to_str().unwrap()]);
+    assert!(ok && out.contains("1 versions added"), "{out} {err}");
+
+    // A blob entry declaring 64 MiB (64 KiB compressed): refused by
+    // its header's size, before a byte of it is read.
+    let bomb = dir.path().join("bomb.tar.gz");
+    let hex = "ab".repeat(32);
+    repack(&archive, &bomb, Some((&format!("blobs/sha256/{hex}"), 64 << 20)));
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 4 << 20);
+    let db = dir.path().join("bomb.db");
+    let started = std::time::Instant::now();
+    let (ok, _, err) = cli(&["import", bomb.to_str().unwrap(), "--sqlite-path", db.to_str().unwrap()]);
+    assert!(!ok, "refused");
+    assert!(
+        err.contains("over the limit of 1048576 bytes") && err.contains(&hex),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "refused without inflating it"
+    );
+}
