@@ -190,7 +190,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { output, storage } => {
-            let registry = offline_registry(&storage, &LimitArgs::defaults()).await?;
+            let metrics = Metrics::new();
+            let backend = storage
+                .open_read_only(metrics.clone())
+                .await
+                .with_context(|| format!("opening the {} backend for reading", storage.backend.as_str()))?;
+            let registry = Registry::new(backend, metrics, LimitArgs::defaults().limits());
             let summary = write_atomically(&output, async |file| {
                 crate::archive::export(&registry, std::io::BufWriter::new(file)).await
             })

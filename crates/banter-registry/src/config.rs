@@ -153,13 +153,29 @@ impl StorageArgs {
 
     /// Opens the configured backend, instrumented.
     pub async fn open(&self, metrics: Metrics) -> Result<Arc<dyn Storage>, StorageError> {
+        self.open_with(metrics, false).await
+    }
+
+    /// Opens the backend for reading only (`export`): an SQLite database
+    /// must exist and is neither created, migrated nor written.
+    pub async fn open_read_only(&self, metrics: Metrics) -> Result<Arc<dyn Storage>, StorageError> {
+        self.open_with(metrics, true).await
+    }
+
+    async fn open_with(&self, metrics: Metrics, read_only: bool) -> Result<Arc<dyn Storage>, StorageError> {
         match self.backend {
             BackendKind::Sqlite => {
                 let mut opts = SqliteOptions::new(&self.sqlite_path);
                 opts.busy_timeout = self.sqlite_busy_timeout;
-                let storage = tokio::task::spawn_blocking(move || SqliteStorage::open(&opts))
-                    .await
-                    .map_err(|e| StorageError::Internal(e.to_string()))??;
+                let storage = tokio::task::spawn_blocking(move || {
+                    if read_only {
+                        SqliteStorage::open_read_only(&opts)
+                    } else {
+                        SqliteStorage::open(&opts)
+                    }
+                })
+                .await
+                .map_err(|e| StorageError::Internal(e.to_string()))??;
                 Ok(Arc::new(Instrumented::new(storage, metrics)))
             }
             BackendKind::Redis => {

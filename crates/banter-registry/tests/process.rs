@@ -507,3 +507,53 @@ async fn import_takes_plain_tar_repacks_and_refuses_oversized_entries_before_rea
         "refused without inflating it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_reads_only_and_never_creates_or_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("registry.db");
+    let mut s = Server::start(Backend::Sqlite(db.clone()), dir.path(), &[]);
+    s.publish("ro", "1.0.0", &pack("ro", "1.0.0", 0)).await;
+    assert!(s.terminate().success());
+    let digest = |p: &std::path::Path| banter_pack::Digest::of(&std::fs::read(p).unwrap()).to_string();
+    let before = digest(&db);
+
+    let out = dir.path().join("out.tar.gz");
+    let (ok, stdout, err) = cli(&[
+        "export",
+        "-o",
+        out.to_str().unwrap(),
+        "--sqlite-path",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok && stdout.contains("exported 1 packs"), "{stdout} {err}");
+    assert_eq!(digest(&db), before, "the database is not written");
+
+    // A mistyped path: refused, and nothing is created.
+    let typo = dir.path().join("registy.db");
+    let (ok, _, err) = cli(&[
+        "export",
+        "-o",
+        out.to_str().unwrap(),
+        "--sqlite-path",
+        typo.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("no SQLite database at"), "{err}");
+    assert!(!typo.exists(), "export never creates a database");
+
+    // Another schema version: refused, never migrated.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.pragma_update(None, "user_version", 0).unwrap();
+    drop(conn);
+    let (ok, _, err) = cli(&[
+        "export",
+        "-o",
+        out.to_str().unwrap(),
+        "--sqlite-path",
+        db.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("schema version 0 differs"), "{err}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 0, "export ran no migration");
+}

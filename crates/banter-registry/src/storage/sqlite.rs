@@ -123,6 +123,73 @@ impl SqliteStorage {
         })
     }
 
+    /// Opens an existing database for reading only (`export`): nothing is
+    /// created, no migration runs, no write is possible. A database on a
+    /// read-only volume is read with `mode=ro`; when that fails because
+    /// SQLite cannot create its `-shm` file there and no `-wal` exists (no
+    /// registry is running, the last one shut down cleanly), it is read as
+    /// `immutable`.
+    pub fn open_read_only(opts: &SqliteOptions) -> StorageResult<Self> {
+        use rusqlite::OpenFlags;
+        let path = &opts.path;
+        if !path.is_file() {
+            return Err(StorageError::Internal(format!(
+                "no SQLite database at {}: check --sqlite-path (export never creates one)",
+                path.display()
+            )));
+        }
+        let uri = |params: &str| {
+            let mut u = String::from("file:");
+            for b in path.to_string_lossy().bytes() {
+                match b {
+                    b'?' | b'#' | b'%' => u.push_str(&format!("%{b:02X}")),
+                    _ => u.push(char::from(b)),
+                }
+            }
+            format!("{u}?{params}")
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let busy = opts.busy_timeout;
+        let open = move |params: &str| -> rusqlite::Result<Connection> {
+            let c = Connection::open_with_flags(uri(params), flags)?;
+            c.busy_timeout(busy)?;
+            // Fails here, not at open, when the -shm file cannot be created.
+            c.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))?;
+            Ok(c)
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_present = std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0);
+        let params = match open("mode=ro") {
+            Ok(_) => "mode=ro",
+            Err(_) if !wal_present && open("immutable=1").is_ok() => "immutable=1",
+            Err(e) => return Err(open_error(path, e)),
+        };
+        let writer = open(params).map_err(|e| open_error(path, e))?;
+        let version: usize = writer
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(internal)?;
+        if version != MIGRATIONS.len() {
+            return Err(StorageError::Internal(format!(
+                "database schema version {version} differs from this build's {}: export with the banter-registry version that serves this database (a newer one migrates it when `serve` starts)",
+                MIGRATIONS.len()
+            )));
+        }
+        let uri_for_pool = uri(params);
+        let manager = SqliteConnectionManager::file(uri_for_pool)
+            .with_flags(flags)
+            .with_init(move |c| c.busy_timeout(busy));
+        let readers = r2d2::Pool::builder()
+            .max_size(opts.readers.max(1))
+            .connection_timeout(opts.busy_timeout)
+            .build(manager)
+            .map_err(|e| StorageError::Internal(format!("reader pool: {e}")))?;
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+        })
+    }
+
     /// The schema version of an open database.
     pub fn schema_version(&self) -> StorageResult<u32> {
         let conn = self.writer.lock().map_err(|_| poisoned())?;
