@@ -29,6 +29,11 @@ pub struct StorageArgs {
     #[arg(long, env = "BANTER_REGISTRY_SQLITE_BUSY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub sqlite_busy_timeout: Duration,
 
+    /// Largest size in bytes the SQLite database may grow to (a quota); a
+    /// publish past it answers 507 STORAGE_FULL, as a full disk does. Default: no cap.
+    #[arg(long, env = "BANTER_REGISTRY_SQLITE_MAX_BYTES", value_parser = clap::value_parser!(u64).range(4096..))]
+    pub sqlite_max_bytes: Option<u64>,
+
     /// Redis URL for --backend redis: redis://[user:password@]host:port/db, or rediss:// for TLS.
     #[arg(
         long,
@@ -167,6 +172,7 @@ impl StorageArgs {
             BackendKind::Sqlite => {
                 let mut opts = SqliteOptions::new(&self.sqlite_path);
                 opts.busy_timeout = self.sqlite_busy_timeout;
+                opts.max_bytes = self.sqlite_max_bytes;
                 let storage = tokio::task::spawn_blocking(move || {
                     if read_only {
                         SqliteStorage::open_read_only(&opts)

@@ -557,3 +557,54 @@ async fn export_reads_only_and_never_creates_or_migrates() {
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 0, "export ran no migration");
 }
+
+/// A pack of about `kib` KiB (many long lines).
+fn big_pack(name: &str, version: &str, kib: usize) -> Vec<u8> {
+    let mut v = pack_value(name, version, 0);
+    let lines: Vec<Value> = (0..kib * 2)
+        .map(|i| serde_json::json!({"id": format!("x{i}"), "event": "match.goal", "persona": "host", "text": "y".repeat(480)}))
+        .collect();
+    v["lines"] = Value::Array(lines);
+    serde_json::to_vec(&v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_answers_507_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("registry.db");
+    let s = Server::start(
+        Backend::Sqlite(db.clone()),
+        dir.path(),
+        &["--sqlite-max-bytes", "262144"],
+    );
+    assert_eq!(
+        s.publish("small", "1.0.0", &pack("small", "1.0.0", 0)).await.status(),
+        201
+    );
+    let mut full = None;
+    for i in 0..64 {
+        let version = format!("1.0.{i}");
+        let r = s.publish("big", &version, &big_pack("big", &version, 40)).await;
+        match r.status().as_u16() {
+            201 => continue,
+            _ => {
+                full = Some((version, error_code(r).await));
+                break;
+            }
+        }
+    }
+    let (version, (status, code, body)) = full.expect("the 256 KiB cap is reached");
+    assert_eq!((status, code.as_str()), (507, "STORAGE_FULL"), "{body}");
+    // Not acknowledged, not stored; what is stored still reads.
+    let r = s.get(&format!("/v1/packs/big/versions/{version}")).await;
+    assert_eq!(r.status(), 404, "a refused publish left nothing behind");
+    assert_eq!(s.get("/v1/packs/small/versions/1.0.0").await.status(), 200);
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("banter_registry_storage_errors_total{backend=\"sqlite\",operation=\"publish\"}")),
+        "counted: {metrics}"
+    );
+    assert!(s.logs().contains("storage full"), "{}", s.logs());
+}

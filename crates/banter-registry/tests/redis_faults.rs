@@ -487,3 +487,38 @@ async fn recovers_after_redis_comes_back_with_the_right_password() {
     wait_for(&s, "/readyz", 200, Duration::from_secs(10)).await;
     assert_eq!(s.publish("rot", "1.0.1", &pack("rot", "1.0.1", 0)).await.status(), 201);
 }
+
+/// Sends one command to Redis over RESP and returns its first reply line.
+fn redis_command(port: u16, args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_out_of_memory_answers_507_and_stores_nothing() {
+    let (_dir, redis, s) = redis_fixture("always");
+    assert_eq!(
+        s.publish("kept", "1.0.0", &pack("kept", "1.0.0", 0)).await.status(),
+        201
+    );
+    // maxmemory below what is used, with the default noeviction policy.
+    assert!(redis_command(redis.port, &["CONFIG", "SET", "maxmemory", "1"]).starts_with("+OK"));
+    let r = s.publish("refused", "1.0.0", &pack("refused", "1.0.0", 0)).await;
+    let (status, code, body) = error_code(r).await;
+    assert_eq!((status, code.as_str()), (507, "STORAGE_FULL"), "{body}");
+    assert!(redis_command(redis.port, &["CONFIG", "SET", "maxmemory", "0"]).starts_with("+OK"));
+    assert_eq!(
+        s.get("/v1/packs/refused/versions/1.0.0").await.status(),
+        404,
+        "nothing stored"
+    );
+    assert_eq!(s.get("/v1/packs/kept/versions/1.0.0").await.status(), 200);
+}

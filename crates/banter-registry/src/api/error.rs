@@ -95,6 +95,14 @@ impl From<StorageError> for ApiError {
                 )
                 .retry_after(1)
             }
+            StorageError::Full(m) => {
+                tracing::error!(error = %m, "storage full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "STORAGE_FULL",
+                    "the storage backend is out of space; nothing was stored",
+                )
+            }
             StorageError::PackNotFound => Self::new(StatusCode::NOT_FOUND, "NAME_UNKNOWN", "pack not found"),
             StorageError::VersionNotFound => Self::new(StatusCode::NOT_FOUND, "VERSION_UNKNOWN", "version not found"),
             StorageError::Internal(m) => {

@@ -107,6 +107,7 @@ pub fn if_none_match(headers: &HeaderMap, digest: &str) -> bool {
         (status = 415, description = "Content type is not JSON", body = ErrorBody),
         (status = 422, description = "Invalid pack; every violation with its JSON pointer", body = ErrorBody),
         (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 507, description = "Storage full (disk, size cap or Redis maxmemory); nothing was stored", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -280,6 +281,9 @@ pub async fn list(
         (status = 401, description = "No bearer token", body = ErrorBody),
         (status = 403, description = "Token not accepted", body = ErrorBody),
         (status = 404, description = "No such pack or version", body = ErrorBody),
+        (status = 415, description = "Content type is not JSON", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 507, description = "Storage full (disk, size cap or Redis maxmemory); nothing was stored", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -328,7 +332,10 @@ async fn set_yanked(
         (status = 200, description = "Yanked (idempotent)", body = YankResponse),
         (status = 401, description = "No bearer token", body = ErrorBody),
         (status = 403, description = "Token not accepted", body = ErrorBody),
+        (status = 400, description = "Invalid name or version", body = ErrorBody),
         (status = 404, description = "No such pack or version", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 507, description = "Storage full (disk, size cap or Redis maxmemory); nothing was stored", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -350,7 +357,10 @@ pub async fn yank(
         (status = 200, description = "Un-yanked (idempotent)", body = YankResponse),
         (status = 401, description = "No bearer token", body = ErrorBody),
         (status = 403, description = "Token not accepted", body = ErrorBody),
+        (status = 400, description = "Invalid name or version", body = ErrorBody),
         (status = 404, description = "No such pack or version", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 507, description = "Storage full (disk, size cap or Redis maxmemory); nothing was stored", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

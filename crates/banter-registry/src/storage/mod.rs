@@ -114,6 +114,10 @@ pub enum StorageError {
     /// The backend cannot be reached or did not answer in time; retrying later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The backend is out of space (disk full, a size cap, Redis `maxmemory`):
+    /// nothing was written; it needs an operator, not a retry.
+    #[error("storage full: {0}")]
+    Full(String),
     /// The named pack does not exist.
     #[error("pack not found")]
     PackNotFound,

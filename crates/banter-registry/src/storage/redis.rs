@@ -197,10 +197,12 @@ fn classify(e: redis::RedisError) -> StorageError {
                 | redis::ErrorKind::ReadOnly
                 | redis::ErrorKind::ClusterDown
         )
-        || e.code()
-            .is_some_and(|c| matches!(c, "LOADING" | "BUSY" | "MISCONF" | "OOM"))
+        || e.code().is_some_and(|c| matches!(c, "LOADING" | "BUSY" | "MISCONF"))
         || e.to_string().contains("max number of clients");
-    if transient {
+    if e.code() == Some("OOM") {
+        // `maxmemory` reached with a no-eviction policy: out of space.
+        StorageError::Full(format!("Redis: {e}"))
+    } else if transient {
         StorageError::Unavailable(format!("Redis: {e}"))
     } else if e.kind() == redis::ErrorKind::AuthenticationFailed
         || e.code().is_some_and(|c| matches!(c, "NOAUTH" | "WRONGPASS" | "NOPERM"))

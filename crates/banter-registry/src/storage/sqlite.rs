@@ -61,6 +61,9 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Reader connections.
     pub readers: u32,
+    /// Largest size the database file may grow to (a quota); writes past it
+    /// fail as `Full`. `None`: limited by the disk only.
+    pub max_bytes: Option<u64>,
 }
 
 impl SqliteOptions {
@@ -70,6 +73,7 @@ impl SqliteOptions {
             path: path.into(),
             busy_timeout: Duration::from_secs(5),
             readers: 8,
+            max_bytes: None,
         }
     }
 }
@@ -104,6 +108,15 @@ impl SqliteStorage {
             .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
             .map_err(internal)?;
         migrate(&mut writer)?;
+        if let Some(max) = opts.max_bytes {
+            let page: u64 = writer
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(internal)?;
+            let pages = (max / page.max(1)).max(1);
+            writer
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get::<_, u64>(0))
+                .map_err(internal)?;
+        }
 
         let busy = opts.busy_timeout;
         let manager = SqliteConnectionManager::file(&opts.path).with_init(move |c| {
@@ -255,8 +268,18 @@ fn open_error(path: &Path, e: rusqlite::Error) -> StorageError {
     StorageError::Internal(format!("cannot open SQLite database {}: {e}", path.display()))
 }
 
+/// What a failed SQLite call means for the client: out of space (507), the
+/// file unavailable (503: read-only volume, I/O error, busy), or a bug.
 fn internal(e: rusqlite::Error) -> StorageError {
-    StorageError::Internal(e.to_string())
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DiskFull) => StorageError::Full(format!("SQLite: {e}")),
+        Some(C::ReadOnly | C::SystemIoFailure | C::CannotOpen | C::NotADatabase) => {
+            StorageError::Unavailable(format!("SQLite cannot write its file: {e}"))
+        }
+        Some(C::DatabaseBusy | C::DatabaseLocked) => StorageError::Unavailable(format!("SQLite is busy: {e}")),
+        _ => StorageError::Internal(e.to_string()),
+    }
 }
 
 fn poisoned() -> StorageError {
@@ -265,12 +288,7 @@ fn poisoned() -> StorageError {
 
 /// Lock contention past the busy timeout is a transient condition (503), the rest is internal.
 fn classify(e: rusqlite::Error) -> StorageError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StorageError::Unavailable(format!("SQLite is busy: {e}"))
-        }
-        _ => internal(e),
-    }
+    internal(e)
 }
 
 fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
