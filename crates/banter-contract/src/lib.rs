@@ -18,6 +18,10 @@ pub mod env {
     pub const REDIS_KEY_PREFIX: &str = "BANTER_REGISTRY_REDIS_KEY_PREFIX";
     /// File of publish tokens, one per line.
     pub const TOKEN_FILE: &str = "BANTER_REGISTRY_TOKEN_FILE";
+    /// File holding the Redis password.
+    pub const REDIS_PASSWORD_FILE: &str = "BANTER_REGISTRY_REDIS_PASSWORD_FILE";
+    /// PEM bundle of CAs trusted for `rediss://`.
+    pub const REDIS_CA_FILE: &str = "BANTER_REGISTRY_REDIS_CA_FILE";
     /// Log format: `text` or `json`.
     pub const LOG_FORMAT: &str = "BANTER_REGISTRY_LOG_FORMAT";
 
@@ -64,6 +68,12 @@ pub mod paths {
     pub const TOKEN_KEY: &str = "tokens";
     /// The token file.
     pub const TOKEN_FILE: &str = "/etc/banter-registry/tokens/tokens";
+    /// Mount point of the Redis password Secret (a directory mount).
+    pub const REDIS_AUTH_DIR: &str = "/etc/banter-registry/redis";
+    /// Key of the Redis password Secret, and so the file name under `REDIS_AUTH_DIR`.
+    pub const REDIS_PASSWORD_KEY: &str = "password";
+    /// The Redis password file.
+    pub const REDIS_PASSWORD_FILE: &str = "/etc/banter-registry/redis/password";
     /// Writable scratch space (the root filesystem is read-only).
     pub const TMP_DIR: &str = "/tmp";
 }
@@ -76,6 +86,10 @@ mod tests {
     fn derived_paths_agree() {
         assert_eq!(paths::TOKEN_FILE, format!("{}/{}", paths::TOKEN_DIR, paths::TOKEN_KEY));
         assert!(paths::SQLITE_DB.starts_with(&format!("{}/", paths::DATA_DIR)));
+        assert_eq!(
+            paths::REDIS_PASSWORD_FILE,
+            format!("{}/{}", paths::REDIS_AUTH_DIR, paths::REDIS_PASSWORD_KEY)
+        );
         assert!(env::ALL.iter().all(|v| v.starts_with("BANTER_REGISTRY_")));
     }
 }

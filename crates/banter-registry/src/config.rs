@@ -48,8 +48,13 @@ pub struct StorageArgs {
     pub redis_key_prefix: String,
 
     /// PEM file of CA certificates to trust for rediss:// (default: the public web roots).
-    #[arg(long, env = "BANTER_REGISTRY_REDIS_CA_FILE")]
+    #[arg(long, env = banter_contract::env::REDIS_CA_FILE)]
     pub redis_ca_file: Option<PathBuf>,
+
+    /// File holding the Redis password (its first line; surrounding
+    /// whitespace dropped). Overrides a password in --redis-url.
+    #[arg(long, env = banter_contract::env::REDIS_PASSWORD_FILE)]
+    pub redis_password_file: Option<PathBuf>,
 
     /// Bound on connecting to Redis (e.g. 2s).
     #[arg(long, env = "BANTER_REGISTRY_REDIS_CONNECT_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -191,8 +196,25 @@ impl StorageArgs {
                     })?),
                     None => None,
                 };
+                let password = match &self.redis_password_file {
+                    Some(p) => {
+                        let text = std::fs::read_to_string(p).map_err(|e| {
+                            StorageError::Internal(format!("reading --redis-password-file {}: {e}", p.display()))
+                        })?;
+                        let first = text.lines().next().unwrap_or_default().trim().to_string();
+                        if first.is_empty() {
+                            return Err(StorageError::Internal(format!(
+                                "--redis-password-file {} is empty",
+                                p.display()
+                            )));
+                        }
+                        Some(first)
+                    }
+                    None => None,
+                };
                 let storage = RedisStorage::new(RedisOptions {
                     ca_pem,
+                    password,
                     url: self.redis_url.clone(),
                     key_prefix: self.redis_key_prefix.clone(),
                     connect_timeout: self.redis_connect_timeout,

@@ -522,3 +522,43 @@ async fn redis_out_of_memory_answers_507_and_stores_nothing() {
     );
     assert_eq!(s.get("/v1/packs/kept/versions/1.0.0").await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_comes_from_a_file_and_never_reaches_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(&dir.path().join("redis"), "always");
+    let secret = "s3cret-redis-password-0123456789";
+    assert!(redis_command(redis.port, &["CONFIG", "SET", "requirepass", secret]).starts_with("+OK"));
+    let backend = Backend::Redis {
+        url: redis.url(),
+        prefix: "pw:".into(),
+    };
+    let good = dir.path().join("password");
+    std::fs::write(&good, format!("{secret}\n")).unwrap();
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--redis-password-file", good.to_str().unwrap()]);
+    let s = Server::start(backend.clone(), dir.path(), &args);
+    wait_for(&s, "/readyz", 200, Duration::from_secs(10)).await;
+    assert_eq!(s.publish("pw", "1.0.0", &pack("pw", "1.0.0", 0)).await.status(), 201);
+    assert!(!s.logs().contains(secret), "no password in the log");
+    drop(s);
+
+    // A wrong password: not ready, with a clear message and no secret.
+    let other = tempfile::tempdir().unwrap();
+    let wrong = other.path().join("password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--redis-password-file", wrong.to_str().unwrap()]);
+    let s = Server::start(backend.clone(), other.path(), &args);
+    wait_for(&s, "/readyz", 503, Duration::from_secs(10)).await;
+    let logs = s.logs();
+    assert!(logs.contains("Redis rejected the credentials"), "{logs}");
+    assert!(!logs.contains("not-the-password") && !logs.contains(secret), "{logs}");
+    drop(s);
+
+    // No password at all: not ready either.
+    let none = tempfile::tempdir().unwrap();
+    let s = Server::start(backend, none.path(), FAST);
+    wait_for(&s, "/readyz", 503, Duration::from_secs(10)).await;
+    assert!(s.logs().contains("Redis rejected the credentials"), "{}", s.logs());
+}

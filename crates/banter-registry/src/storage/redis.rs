@@ -72,6 +72,9 @@ pub struct RedisOptions {
     pub command_timeout: Duration,
     /// PEM bundle of CAs to trust for `rediss://` (instead of the public web roots).
     pub ca_pem: Option<Vec<u8>>,
+    /// Password sent with AUTH, overriding one in the URL (read from a file,
+    /// so it never appears in a URL, an argument or the environment).
+    pub password: Option<String>,
 }
 
 /// The version record as stored in the versions hash.
@@ -98,10 +101,19 @@ impl RedisStorage {
     /// Validates the URL. The connection is made lazily, so the registry can
     /// start (and report not-ready) before Redis is reachable.
     pub fn new(opts: RedisOptions) -> StorageResult<Self> {
+        use redis::IntoConnectionInfo;
+        let mut info = opts
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| StorageError::Internal(format!("invalid Redis URL: {e}")))?;
+        if let Some(password) = &opts.password {
+            info.redis.password = Some(password.clone());
+        }
         let client = match &opts.ca_pem {
-            None => redis::Client::open(opts.url.as_str()),
+            None => redis::Client::open(info),
             Some(pem) => redis::Client::build_with_tls(
-                opts.url.as_str(),
+                info,
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(pem.clone()),
