@@ -94,6 +94,10 @@ pub struct BanterRegistrySpec {
     /// Prometheus ServiceMonitor and Grafana dashboard.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
+
+    /// NetworkPolicies fencing the registry's Redis.
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
 }
 
 fn default_replicas() -> i32 {
@@ -111,6 +115,7 @@ impl Default for BanterRegistrySpec {
             storage: StorageSpec::default(),
             auth: None,
             monitoring: MonitoringSpec::default(),
+            network_policy: NetworkPolicySpec::default(),
         }
     }
 }
@@ -310,6 +315,11 @@ pub struct RedisSpec {
     /// `{}`), it replaces those entirely.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Redis password. Redis always requires one: absent, the operator
+    /// generates a Secret `<name>-redis-auth` once and never overwrites it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<RedisAuthSpec>,
 }
 
 impl Default for RedisSpec {
@@ -320,7 +330,34 @@ impl Default for RedisSpec {
             image: None,
             persistence: RedisPersistence::default(),
             resources: None,
+            auth: None,
         }
+    }
+}
+
+/// Where the Redis password comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisAuthSpec {
+    /// Name of a Secret in the registry's namespace whose key `password`
+    /// holds the Redis password. The operator never modifies it.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// NetworkPolicies the operator manages.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// A NetworkPolicy admitting only this registry's pods to its Redis
+    /// (Redis backend). Needs a CNI that enforces NetworkPolicy.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        Self { enabled: true }
     }
 }
 

@@ -26,12 +26,14 @@ pub mod env {
     pub const LOG_FORMAT: &str = "BANTER_REGISTRY_LOG_FORMAT";
 
     /// Every variable the operator sets (the registry must accept each).
-    pub const ALL: [&str; 7] = [
+    pub const ALL: [&str; 9] = [
         LISTEN,
         BACKEND,
         SQLITE_PATH,
         REDIS_URL,
         REDIS_KEY_PREFIX,
+        REDIS_PASSWORD_FILE,
+        REDIS_CA_FILE,
         TOKEN_FILE,
         LOG_FORMAT,
     ];

@@ -42,6 +42,8 @@ pub enum Component {
     Config,
     /// Generated publish-token Secret.
     Tokens,
+    /// Redis password Secret and the NetworkPolicy fencing Redis.
+    RedisAuth,
     /// SQLite data PVC.
     SqliteData,
     /// Redis StatefulSet and its headless Service.
@@ -57,6 +59,7 @@ impl Component {
             Self::Registry => "registry",
             Self::Config => "config",
             Self::Tokens => "tokens",
+            Self::RedisAuth => "redis-auth",
             Self::SqliteData => "sqlite-data",
             Self::Redis => "redis",
             Self::Dashboard => "dashboard",
@@ -69,6 +72,7 @@ impl Component {
             Self::Registry,
             Self::Config,
             Self::Tokens,
+            Self::RedisAuth,
             Self::SqliteData,
             Self::Redis,
             Self::Dashboard,
@@ -105,6 +109,10 @@ pub mod names {
     /// Registry ConfigMap.
     pub fn config(instance: &str) -> String {
         format!("{instance}-config")
+    }
+    /// Generated Redis password Secret.
+    pub fn redis_auth(instance: &str) -> String {
+        format!("{instance}-redis-auth")
     }
     /// Generated token Secret.
     pub fn tokens(instance: &str) -> String {

@@ -430,7 +430,9 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
 
     // 3. build (pure)
     let token = (ctx.token)();
-    let input = BuildInput::new(reg, &ctx.settings, observation.findings.service_monitor_served, &token)?;
+    let redis_password = (ctx.token)();
+    let mut input = BuildInput::new(reg, &ctx.settings, observation.findings.service_monitor_served, &token)?;
+    input.generated_redis_password = &redis_password;
     let desired = children::desired(&input)?;
     let endpoint = children::endpoint(&input);
 

@@ -18,7 +18,8 @@ fn registry(spec: BanterRegistrySpec) -> BanterRegistry {
 
 fn build(reg: &BanterRegistry, served: bool) -> Vec<Child> {
     let settings = Settings::default();
-    let input = BuildInput::new(reg, &settings, served, "tok-123").expect("input");
+    let mut input = BuildInput::new(reg, &settings, served, "tok-123").expect("input");
+    input.generated_redis_password = "redis-pw-456";
     children::desired(&input).expect("builds")
 }
 
@@ -145,15 +146,50 @@ fn redis_children_config_and_statefulset() {
         vec![
             (ChildKind::ConfigMap, "packs-config".into()),
             (ChildKind::Secret, "packs-tokens".into()),
+            (ChildKind::Secret, "packs-redis-auth".into()),
             (ChildKind::Service, "packs-redis".into()),
             (ChildKind::Service, "packs".into()),
             (ChildKind::StatefulSet, "packs-redis".into()),
             (ChildKind::Deployment, "packs".into()),
+            (ChildKind::NetworkPolicy, "packs-redis".into()),
         ]
     );
     let cm: ConfigMap = typed(find(&c, ChildKind::ConfigMap, "packs-config"));
     let data = cm.data.expect("data");
     assert_eq!(data["BANTER_REGISTRY_BACKEND"], "redis");
+    assert_eq!(
+        data["BANTER_REGISTRY_REDIS_PASSWORD_FILE"],
+        "/etc/banter-registry/redis/password"
+    );
+    let secret = find(&c, ChildKind::Secret, "packs-redis-auth");
+    assert!(secret.create_only, "generated once, never overwritten");
+    // The password appears in its Secret and nowhere else.
+    let password = secret.object["stringData"]["password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    for other in c.iter().filter(|o| o.name != "packs-redis-auth") {
+        assert!(
+            !other.object.to_string().contains(&password),
+            "{:?} {}",
+            other.kind,
+            other.name
+        );
+    }
+    let np = find(&c, ChildKind::NetworkPolicy, "packs-redis");
+    assert_eq!(
+        np.object["spec"],
+        serde_json::json!({
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "redis",
+                "app.kubernetes.io/instance": "packs", "app.kubernetes.io/name": "banter-registry"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/component": "registry",
+                    "app.kubernetes.io/instance": "packs", "app.kubernetes.io/name": "banter-registry"}}}],
+                "ports": [{"port": 6379, "protocol": "TCP"}]
+            }]
+        })
+    );
     assert_eq!(
         data["BANTER_REGISTRY_REDIS_URL"],
         "redis://packs-redis-0.packs-redis.banter.svc:6379/0"
@@ -172,6 +208,20 @@ fn redis_children_config_and_statefulset() {
     assert_eq!(redis.image.as_deref(), Some("redis:7.4-alpine"));
     let args = redis.args.clone().unwrap_or_default().join(" ");
     assert!(args.contains("--appendonly yes"), "{args}");
+    // A password, always; never protected mode switched off.
+    assert!(args.contains("--requirepass $(REDIS_PASSWORD)"), "{args}");
+    assert!(!args.contains("protected-mode"), "{args}");
+    let env = redis.env.clone().unwrap_or_default();
+    for var in ["REDIS_PASSWORD", "REDISCLI_AUTH"] {
+        let e = env.iter().find(|e| e.name == var).expect("password env");
+        assert!(e.value.is_none(), "{var}: no literal value in the pod spec");
+        let r = e
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("secret ref");
+        assert_eq!((r.name.as_str(), r.key.as_str()), ("packs-redis-auth", "password"));
+    }
     for probe in [&redis.liveness_probe, &redis.readiness_probe] {
         let cmd = probe
             .as_ref()
@@ -201,7 +251,11 @@ fn redis_children_config_and_statefulset() {
         .into_iter()
         .map(|v| v.name)
         .collect();
-    assert_eq!(vols, ["tokens", "tmp"], "no data volume for redis");
+    assert_eq!(
+        vols,
+        ["tokens", "tmp", "redis-auth"],
+        "no data volume for redis; the password Secret mounted whole"
+    );
 }
 
 #[test]

@@ -35,9 +35,12 @@ fn render_prints_the_golden_output() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), golden);
     let docs = golden.lines().filter(|l| *l == "---").count();
     assert_eq!(
-        docs, 6,
-        "ConfigMap, 2 Services, StatefulSet, Deployment, PDB (auth given: no Secret)"
+        docs, 8,
+        "ConfigMap, Redis password Secret, 2 Services, StatefulSet, Deployment, PDB, NetworkPolicy (auth given: no token Secret)"
     );
+    // The Redis password is generated in the cluster, never rendered.
+    assert!(golden.contains("password: <generated-once-in-cluster>"), "{golden}");
+    assert!(!golden.contains("protected-mode"), "{golden}");
 }
 
 #[test]

@@ -976,7 +976,13 @@ async fn switching_sqlite_to_redis_prunes_but_keeps_the_retained_volume() {
             by(ChildKind::ConfigMap, "packs-config"),
             golden(by(ChildKind::ConfigMap, "packs-config")),
         ),
-        // Secret exists: untouched. Registry Service unchanged: untouched.
+        // Token Secret exists: untouched. Registry Service unchanged: untouched.
+        // The Redis password Secret is new: looked up by name, then created.
+        secret_lookup("packs-redis-auth", false),
+        create(
+            by(ChildKind::Secret, "packs-redis-auth"),
+            golden(by(ChildKind::Secret, "packs-redis-auth")),
+        ),
         apply(
             by(ChildKind::Service, "packs-redis"),
             golden(by(ChildKind::Service, "packs-redis")),
@@ -988,6 +994,10 @@ async fn switching_sqlite_to_redis_prunes_but_keeps_the_retained_volume() {
         apply(
             by(ChildKind::Deployment, "packs"),
             golden(by(ChildKind::Deployment, "packs")),
+        ),
+        apply(
+            by(ChildKind::NetworkPolicy, "packs-redis"),
+            golden(by(ChildKind::NetworkPolicy, "packs-redis")),
         ),
         // Prune: the sqlite PVC is data and retainOnDelete is true: kept.
         status_apply(status_body(
@@ -1064,6 +1074,7 @@ async fn switching_redis_to_sqlite_prunes_redis_children_and_this_registrys_data
     exps.push(delete(ChildKind::Service, "packs-redis"));
     exps.push(delete(ChildKind::StatefulSet, "packs-redis"));
     exps.push(delete(ChildKind::PodDisruptionBudget, "packs"));
+    exps.push(delete(ChildKind::NetworkPolicy, "packs-redis"));
     exps.push(status_apply(status_body(
         2,
         0,
@@ -1084,7 +1095,7 @@ async fn switching_redis_to_sqlite_prunes_redis_children_and_this_registrys_data
     let h = Harness::new(&observed, false, exps);
     h.reconcile(&reg).await.expect("ok");
     let events = h.finish().await;
-    assert_eq!(events.iter().filter(|e| e.reason == "Pruned").count(), 4, "{events:?}");
+    assert_eq!(events.iter().filter(|e| e.reason == "Pruned").count(), 5, "{events:?}");
 }
 
 #[tokio::test]

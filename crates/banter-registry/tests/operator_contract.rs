@@ -21,11 +21,11 @@ use banter_operator::children::{self, BuildInput, ChildKind};
 use serde_json::{Value, json};
 use support::*;
 
-/// The rendered pod: container, ConfigMap data, Secret data, volumes.
+/// The rendered pod: container, ConfigMap data, every generated Secret's data by name, volumes.
 struct Pod {
     container: Value,
     config: BTreeMap<String, String>,
-    secret: BTreeMap<String, String>,
+    secrets: BTreeMap<String, BTreeMap<String, String>>,
     volumes: Vec<Value>,
 }
 
@@ -55,11 +55,18 @@ fn render(spec: Value) -> Pod {
         json!([{"configMapRef": {"name": "packs-config"}}])
     );
     let config = serde_json::from_value(object(ChildKind::ConfigMap, "packs-config")["data"].clone()).unwrap();
-    let secret = serde_json::from_value(object(ChildKind::Secret, "packs-tokens")["stringData"].clone()).unwrap();
+    let secrets = desired
+        .iter()
+        .filter(|c| c.kind == ChildKind::Secret)
+        .map(|c| {
+            let data = serde_json::from_value(c.object["stringData"].clone()).unwrap();
+            (c.name.clone(), data)
+        })
+        .collect();
     Pod {
         container,
         config,
-        secret,
+        secrets,
         volumes: pod["volumes"].as_array().unwrap().clone(),
     }
 }
@@ -78,8 +85,12 @@ impl Mounts {
             std::fs::create_dir_all(&dir).unwrap();
             let volume = pod.volumes.iter().find(|v| v["name"] == name).unwrap();
             if volume.get("secret").is_some() {
-                assert_eq!(volume["secret"]["secretName"], "packs-tokens");
-                for (key, value) in &pod.secret {
+                let name = volume["secret"]["secretName"].as_str().unwrap();
+                let data = pod
+                    .secrets
+                    .get(name)
+                    .unwrap_or_else(|| panic!("Secret {name} is rendered"));
+                for (key, value) in data {
                     std::fs::write(dir.join(key), value).unwrap();
                 }
             }
@@ -147,6 +158,21 @@ fn start(pod: &Pod, dir: &Path, redis: Option<&Redis>) -> Server {
     Server::spawn(cmd, backend, dir)
 }
 
+/// `CONFIG SET requirepass` over RESP.
+fn require_password(port: u16, password: &str) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let args = ["CONFIG", "SET", "requirepass", password];
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line.starts_with("+OK")
+}
+
 async fn serves(s: &Server, pod: &Pod) {
     for probe in ["livenessProbe", "readinessProbe"] {
         let path = pod.container[probe]["httpGet"]["path"].as_str().unwrap();
@@ -188,6 +214,9 @@ async fn redis_pod_as_rendered_serves() {
     let dir = tempfile::tempdir().unwrap();
     let redis = Redis::start(&dir.path().join("redis"), "always");
     let pod = render(json!({"replicas": 2, "storage": {"backend": "redis"}}));
+    // Redis as the rendered StatefulSet runs it: with the generated password.
+    let password = &pod.secrets["packs-redis-auth"]["password"];
+    assert!(require_password(redis.port, password), "CONFIG SET requirepass");
     let s = start(&pod, &dir.path().join("pod"), Some(&redis));
     serves(&s, &pod).await;
 }

@@ -27,6 +27,7 @@ pub fn config_data(input: &BuildInput<'_>) -> BTreeMap<String, String> {
         Backend::Redis => {
             data.insert(env::REDIS_URL.into(), redis_url(input));
             data.insert(env::REDIS_KEY_PREFIX.into(), format!("banter:{name}:"));
+            data.insert(env::REDIS_PASSWORD_FILE.into(), paths::REDIS_PASSWORD_FILE.into());
         }
     }
     data.insert(env::TOKEN_FILE.into(), paths::TOKEN_FILE.into());

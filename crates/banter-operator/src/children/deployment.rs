@@ -58,6 +58,23 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
             ..VolumeMount::default()
         },
     ];
+    if !sqlite {
+        volumes.push(Volume {
+            name: "redis-auth".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(super::redis_auth_secret_name(input)),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "redis-auth".into(),
+            mount_path: paths::REDIS_AUTH_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
     if sqlite {
         volumes.push(Volume {
             name: "data".into(),

@@ -4,6 +4,7 @@
 mod configmap;
 mod dashboard;
 mod deployment;
+mod network_policy;
 mod pdb;
 mod pvc;
 mod redis;
@@ -23,10 +24,11 @@ use sha2::{Digest, Sha256};
 pub use configmap::{config_data, config_hash, configmap};
 pub use dashboard::dashboard_configmap;
 pub use deployment::deployment;
+pub use network_policy::redis_network_policy;
 pub use pdb::pdb;
 pub use pvc::sqlite_pvc;
 pub use redis::{redis_service, redis_statefulset, redis_url};
-pub use secret::{TOKEN_KEY, token_secret, token_secret_name};
+pub use secret::{TOKEN_KEY, redis_auth_secret_name, redis_password_secret, token_secret, token_secret_name};
 pub use service::{endpoint, service};
 pub use service_monitor::service_monitor;
 
@@ -56,13 +58,15 @@ pub enum ChildKind {
     Deployment,
     /// policy/v1 PodDisruptionBudget.
     PodDisruptionBudget,
+    /// networking.k8s.io/v1 NetworkPolicy.
+    NetworkPolicy,
     /// monitoring.coreos.com/v1 ServiceMonitor.
     ServiceMonitor,
 }
 
 impl ChildKind {
     /// Every kind, in apply order.
-    pub const ALL: [ChildKind; 8] = [
+    pub const ALL: [ChildKind; 9] = [
         Self::ConfigMap,
         Self::Secret,
         Self::PersistentVolumeClaim,
@@ -70,6 +74,7 @@ impl ChildKind {
         Self::StatefulSet,
         Self::Deployment,
         Self::PodDisruptionBudget,
+        Self::NetworkPolicy,
         Self::ServiceMonitor,
     ];
 
@@ -90,6 +95,7 @@ impl ChildKind {
             Self::StatefulSet => ("apps", "v1", "StatefulSet", "statefulsets"),
             Self::Deployment => ("apps", "v1", "Deployment", "deployments"),
             Self::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+            Self::NetworkPolicy => ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
             Self::ServiceMonitor => ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
@@ -174,6 +180,10 @@ pub struct BuildInput<'a> {
     pub service_monitor_served: bool,
     /// Token written into the generated Secret when it is first created.
     pub generated_token: &'a str,
+    /// Password written into the generated Redis auth Secret when it is
+    /// first created (`BuildInput::new` sets it to `generated_token`;
+    /// the reconciler gives it its own random value).
+    pub generated_redis_password: &'a str,
     name: &'a str,
     namespace: &'a str,
     uid: &'a str,
@@ -194,6 +204,7 @@ impl<'a> BuildInput<'a> {
             settings,
             service_monitor_served,
             generated_token,
+            generated_redis_password: generated_token,
             name: meta.name.as_deref().ok_or(Error::MissingMetadata("metadata.name"))?,
             namespace: meta
                 .namespace
@@ -242,6 +253,27 @@ impl<'a> BuildInput<'a> {
     }
 }
 
+/// A generated Secret: created once and never updated, so it carries no
+/// applied-hash annotation (nothing to compare, and no digest of its value
+/// leaves the operator).
+fn create_only_secret(secret: &k8s_openapi::api::core::v1::Secret) -> Result<Child, Error> {
+    let mut child = Child::new(ChildKind::Secret, secret)?;
+    child.create_only = true;
+    if let Some(a) = child
+        .object
+        .pointer_mut("/metadata/annotations")
+        .and_then(|a| a.as_object_mut())
+    {
+        a.remove(APPLIED_HASH_ANNOTATION);
+        if a.is_empty()
+            && let Some(m) = child.object.pointer_mut("/metadata").and_then(|m| m.as_object_mut())
+        {
+            m.remove("annotations");
+        }
+    }
+    Ok(child)
+}
+
 /// Every child the registry should have right now, in apply order.
 pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     let spec = &input.registry.spec;
@@ -253,30 +285,16 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
         out.push(Child::new(ChildKind::ConfigMap, &dashboard_configmap(input))?);
     }
     if spec.auth.is_none() {
-        // Create-only and secret: no applied-hash annotation (nothing to
-        // compare, and no digest of the token leaves the operator).
-        let secret = token_secret(input);
-        let mut child = Child::new(ChildKind::Secret, &secret)?;
-        child.create_only = true;
-        if let Some(a) = child
-            .object
-            .pointer_mut("/metadata/annotations")
-            .and_then(|a| a.as_object_mut())
-        {
-            a.remove(APPLIED_HASH_ANNOTATION);
-            if a.is_empty()
-                && let Some(m) = child.object.pointer_mut("/metadata").and_then(|m| m.as_object_mut())
-            {
-                m.remove("annotations");
-            }
-        }
-        out.push(child);
+        out.push(create_only_secret(&token_secret(input))?);
     }
     match spec.storage.backend {
         Backend::Sqlite => {
             out.push(Child::new(ChildKind::PersistentVolumeClaim, &sqlite_pvc(input))?);
         }
         Backend::Redis => {
+            if spec.storage.redis.auth.is_none() {
+                out.push(create_only_secret(&redis_password_secret(input))?);
+            }
             out.push(Child::new(ChildKind::Service, &redis_service(input))?);
             out.push(Child::new(ChildKind::StatefulSet, &redis_statefulset(input))?);
         }
@@ -285,6 +303,9 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     out.push(Child::new(ChildKind::Deployment, &deployment(input, &hash))?);
     if spec.replicas > 1 {
         out.push(Child::new(ChildKind::PodDisruptionBudget, &pdb(input))?);
+    }
+    if spec.storage.backend == Backend::Redis && spec.network_policy.enabled {
+        out.push(Child::new(ChildKind::NetworkPolicy, &redis_network_policy(input))?);
     }
     if spec.monitoring.service_monitor.enabled && input.service_monitor_served {
         let sm = service_monitor(input);

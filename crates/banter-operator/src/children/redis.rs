@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
-    VolumeResourceRequirements,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, SecretKeySelector, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -79,14 +79,33 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
                 redis.persistence.appendfsync.as_str(),
                 "--dir",
                 "/data",
-                "--protected-mode",
-                "no",
+                // Expanded by the kubelet from the Secret-backed env var:
+                // the pod spec holds only the reference, never the value.
+                "--requirepass",
+                "$(REDIS_PASSWORD)",
             ]
             .into_iter()
             .map(String::from)
             .collect(),
         ),
         command: Some(vec!["redis-server".into()]),
+        env: Some(
+            ["REDIS_PASSWORD", "REDISCLI_AUTH"]
+                .into_iter()
+                .map(|var| EnvVar {
+                    name: var.into(),
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: super::redis_auth_secret_name(input),
+                            key: banter_contract::paths::REDIS_PASSWORD_KEY.into(),
+                            optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                    ..EnvVar::default()
+                })
+                .collect(),
+        ),
         ports: Some(vec![ContainerPort {
             name: Some("redis".into()),
             container_port: REDIS_PORT,

@@ -30,3 +30,24 @@ pub fn token_secret(input: &BuildInput<'_>) -> Secret {
         ..Secret::default()
     }
 }
+
+/// Name of the Secret holding the Redis password: the user's, or the generated one.
+pub fn redis_auth_secret_name(input: &BuildInput<'_>) -> String {
+    match &input.registry.spec.storage.redis.auth {
+        Some(auth) => auth.secret_name.clone(),
+        None => names::redis_auth(input.name()),
+    }
+}
+
+/// The generated Secret holding the Redis password (key `password`).
+pub fn redis_password_secret(input: &BuildInput<'_>) -> Secret {
+    Secret {
+        metadata: input.meta(names::redis_auth(input.name()), Component::RedisAuth),
+        type_: Some("Opaque".into()),
+        string_data: Some(BTreeMap::from([(
+            banter_contract::paths::REDIS_PASSWORD_KEY.to_string(),
+            input.generated_redis_password.to_string(),
+        )])),
+        ..Secret::default()
+    }
+}
