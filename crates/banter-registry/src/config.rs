@@ -138,6 +138,20 @@ pub struct ServeArgs {
     #[arg(long, env = "BANTER_REGISTRY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
 
+    /// Time a client has to send a request's headers; also the longest an
+    /// idle keep-alive connection stays open (e.g. 10s).
+    #[arg(long, env = "BANTER_REGISTRY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Largest request head (start line and headers) in bytes; larger gets 431.
+    #[arg(long, env = "BANTER_REGISTRY_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_header_bytes: u32,
+
+    /// Connections open at once (lowered to the file-descriptor limit minus
+    /// 64); further ones are closed as they are accepted.
+    #[arg(long, env = "BANTER_REGISTRY_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
     /// After SIGTERM/SIGINT, how long in-flight requests may take to finish.
     #[arg(long, env = "BANTER_REGISTRY_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod listener;
 pub mod metrics;
 pub mod registry;
 pub mod server;

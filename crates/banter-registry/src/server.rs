@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, HttpLimits};
 use crate::config::ServeArgs;
+use crate::listener;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistryError};
 use crate::storage::StorageError;
@@ -81,25 +82,37 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Tests and scripts read the real address (useful with port 0) from stdout.
     println!("listening on http://{addr}");
 
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.changed().await;
-            })
-            .await
-    });
+    let fds = listener::fd_limit();
+    let edge = listener::EdgeLimits {
+        header_read_timeout: args.header_read_timeout,
+        max_header_bytes: args.max_header_bytes as usize,
+        max_connections: listener::connection_cap(args.max_connections as usize, fds),
+    };
+    tracing::info!(max_connections = edge.max_connections, fd_limit = ?fds, "connection limits");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let drain = args.shutdown_timeout;
+    let server = tokio::spawn(listener::serve(
+        listener,
+        app,
+        edge,
+        async move {
+            let _ = stop_rx.await;
+        },
+        drain,
+    ));
     let signal = shutdown_signal().await?;
-    tracing::info!(signal, "shutting down: finishing in-flight requests");
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(args.shutdown_timeout, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("stopped cleanly"),
-        Ok(Ok(Err(e))) => bail!("server error: {e}"),
-        Ok(Err(e)) => bail!("server task failed: {e}"),
-        Err(_) => tracing::warn!(
+    tracing::info!(
+        signal,
+        "shutting down: closing idle connections, finishing in-flight requests"
+    );
+    let _ = stop_tx.send(());
+    match server.await {
+        Ok(true) => tracing::info!("stopped cleanly"),
+        Ok(false) => tracing::warn!(
             timeout = ?args.shutdown_timeout,
             "in-flight requests did not finish in time; exiting (unacknowledged requests are not stored)"
         ),
+        Err(e) => bail!("server task failed: {e}"),
     }
     Ok(())
 }

@@ -120,3 +120,180 @@ async fn tokens_rotate_live_and_a_bad_file_keeps_the_old_set() {
         "{metrics}"
     );
 }
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Waits until the peer closes `conn` (EOF or reset); `None` if still open after `limit`.
+fn closed_within(conn: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    conn.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match conn.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+fn half_sent(addr: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    c
+}
+
+fn idle_after_one_request(addr: &str) -> TcpStream {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1024];
+    let n = c.read(&mut buf).unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "answered"
+    );
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_by_the_header_timeout() {
+    let f = fixture(Kind::Sqlite, &["--header-read-timeout", "1s"]);
+    let addr = f.server.addr();
+    let mut slow = half_sent(&addr);
+    let took = closed_within(&mut slow, Duration::from_secs(5)).expect("a half-sent request is closed");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    let mut idle = idle_after_one_request(&addr);
+    let took = closed_within(&mut idle, Duration::from_secs(5)).expect("an idle keep-alive connection is closed");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // Oversized headers: 431, not a buffer that grows.
+    let mut big = TcpStream::connect(&addr).unwrap();
+    let header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let _ = big.write_all(header.as_bytes());
+    big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let _ = big.read_to_end(&mut out);
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_idle_and_half_sent_connections_exits_at_once() {
+    let mut f = fixture(Kind::Sqlite, &[]);
+    let addr = f.server.addr();
+    let idle: Vec<TcpStream> = (0..50).map(|_| idle_after_one_request(&addr)).collect();
+    let half: Vec<TcpStream> = (0..50).map(|_| half_sent(&addr)).collect();
+    // And one request in flight: its head sent, half of its body.
+    let body = pack("drain", "1.0.0", 0);
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut inflight = TcpStream::connect(&addr).unwrap();
+    write!(
+        inflight,
+        "PUT /v1/packs/drain/versions/1.0.0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    inflight.write_all(head).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let started = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(f.server.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    inflight.write_all(tail).unwrap();
+    let mut answer = String::new();
+    inflight.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = inflight.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "the in-flight request is answered: {answer}"
+    );
+    let status = f.server.child.wait().unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "exited in {took:?} with 100 idle/half-sent connections open"
+    );
+    drop((idle, half));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_silent_connections_than_descriptors_neither_block_health_nor_spin_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
+    let db = dir.path().join("registry.db");
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--nofile=128:128")
+        .arg(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--header-read-timeout",
+            "2s",
+            "--token-file",
+        ])
+        .arg(&tokens)
+        .args(["--backend", "sqlite", "--sqlite-path"])
+        .arg(&db)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let s = Server::spawn(cmd, Backend::Sqlite(db.clone()), dir.path());
+    let addr = s.addr();
+    // 150 connections that never send a byte (the registry keeps at most 64).
+    let silent: Vec<TcpStream> = (0..150).filter_map(|_| TcpStream::connect(&addr).ok()).collect();
+    assert!(silent.len() >= 100, "{} connected", silent.len());
+
+    let start = Instant::now();
+    let mut answered = Vec::new();
+    for path in ["/healthz", "/readyz"] {
+        loop {
+            let ok = s
+                .http
+                .get(s.url(path))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                answered.push((path, start.elapsed()));
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(8),
+                "{path} unreachable: {}",
+                s.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let logs = s.logs();
+    let limit_lines = logs.matches("connection limit reached").count();
+    let accept_lines = logs.matches("accept failed").count();
+    assert!(
+        limit_lines <= 2 && accept_lines <= 2,
+        "the log spins: {limit_lines} + {accept_lines} lines\n{logs}"
+    );
+    assert!(
+        logs.contains("\"max_connections\":64") || logs.contains("max_connections=64"),
+        "{logs}"
+    );
+    drop(silent);
+    eprintln!("answered: {answered:?}");
+}
