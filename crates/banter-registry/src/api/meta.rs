@@ -61,7 +61,19 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse
 #[utoipa::path(get, path = "/metrics", tag = "meta",
     responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format (which Prometheus scrapes natively)", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Refresh the stored-content gauges, but never let a slow backend block a scrape.
+    // A few scrapers at once (Prometheus HA pairs); more wait for none of it.
+    static SCRAPES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+    let Ok(_permit) = SCRAPES.try_acquire() else {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_SCRAPES",
+            "too many concurrent /metrics requests; retry later",
+        )
+        .retry_after(1)
+        .into_response();
+    };
+    // Refresh the stored-content gauges (maintained counters: one small read),
+    // but never let a slow backend block a scrape.
     let _ = tokio::time::timeout(Duration::from_secs(1), state.registry.stats()).await;
     match state.registry.metrics().encode() {
         Ok(text) => {

@@ -21,7 +21,8 @@ use super::{
 };
 
 /// Forward-only schema migrations; index + 1 is the `user_version` after it.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE blobs (
     digest  TEXT PRIMARY KEY,
     size    INTEGER NOT NULL,
@@ -50,7 +51,34 @@ CREATE TABLE tags (
     PRIMARY KEY (name, tag),
     FOREIGN KEY (name, version) REFERENCES versions(name, version)
 );
-"#];
+"#,
+    r#"
+-- Counts kept by triggers in the same transaction as every write, so a
+-- scrape reads one row instead of scanning three tables.
+CREATE TABLE counters (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    packs    INTEGER NOT NULL,
+    versions INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL
+);
+INSERT INTO counters VALUES (1,
+    (SELECT count(*) FROM packs),
+    (SELECT count(*) FROM versions),
+    (SELECT coalesce(sum(size), 0) FROM blobs));
+CREATE TRIGGER counters_packs_insert AFTER INSERT ON packs BEGIN
+    UPDATE counters SET packs = packs + 1 WHERE id = 1; END;
+CREATE TRIGGER counters_packs_delete AFTER DELETE ON packs BEGIN
+    UPDATE counters SET packs = packs - 1 WHERE id = 1; END;
+CREATE TRIGGER counters_versions_insert AFTER INSERT ON versions BEGIN
+    UPDATE counters SET versions = versions + 1 WHERE id = 1; END;
+CREATE TRIGGER counters_versions_delete AFTER DELETE ON versions BEGIN
+    UPDATE counters SET versions = versions - 1 WHERE id = 1; END;
+CREATE TRIGGER counters_blobs_insert AFTER INSERT ON blobs BEGIN
+    UPDATE counters SET bytes = bytes + NEW.size WHERE id = 1; END;
+CREATE TRIGGER counters_blobs_delete AFTER DELETE ON blobs BEGIN
+    UPDATE counters SET bytes = bytes - OLD.size WHERE id = 1; END;
+"#,
+];
 
 /// Tuning for the SQLite backend.
 #[derive(Debug, Clone)]
@@ -473,18 +501,13 @@ impl Storage for SqliteStorage {
 
     async fn stats(&self) -> StorageResult<Stats> {
         self.read(|c| {
-            c.query_row(
-                "SELECT (SELECT count(*) FROM packs), (SELECT count(*) FROM versions),
-                        (SELECT coalesce(sum(size), 0) FROM blobs)",
-                [],
-                |r| {
-                    Ok(Stats {
-                        packs: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
-                        versions: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
-                        bytes: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
-                    })
-                },
-            )
+            c.query_row("SELECT packs, versions, bytes FROM counters WHERE id = 1", [], |r| {
+                Ok(Stats {
+                    packs: r.get::<_, i64>(0)?.try_into().unwrap_or(0),
+                    versions: r.get::<_, i64>(1)?.try_into().unwrap_or(0),
+                    bytes: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
+                })
+            })
         })
         .await
     }
@@ -522,5 +545,49 @@ mod tests {
             .err()
             .expect("must refuse");
         assert!(err.to_string().contains("newer than this build"), "{err}");
+    }
+
+    #[test]
+    fn counters_start_from_existing_rows_and_follow_every_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        // A database of schema 1 with data, as an earlier version left it.
+        let mut c = Connection::open(&path).expect("raw");
+        c.execute_batch(MIGRATIONS[0]).expect("schema 1");
+        c.pragma_update(None, "user_version", 1).expect("v1");
+        c.execute_batch(
+            "INSERT INTO blobs VALUES ('a', 10, x'00'), ('b', 32, x'00');
+             INSERT INTO packs VALUES ('p', 't');
+             INSERT INTO versions VALUES ('p', '1.0.0', 'k1', 'a', 10, 't', 0),
+                                         ('p', '1.0.1', 'k2', 'b', 32, 't', 0);",
+        )
+        .expect("rows");
+        migrate(&mut c).expect("migrate to the latest schema");
+        let counters = |c: &Connection| -> (i64, i64, i64) {
+            c.query_row("SELECT packs, versions, bytes FROM counters", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .expect("counters")
+        };
+        assert_eq!(counters(&c), (1, 2, 42), "initialised from the rows");
+        c.execute_batch(
+            "INSERT INTO blobs VALUES ('c', 8, x'00');
+             INSERT OR IGNORE INTO blobs VALUES ('a', 10, x'00');
+             INSERT INTO packs VALUES ('q', 't');
+             INSERT INTO versions VALUES ('q', '1.0.0', 'k1', 'c', 8, 't', 0);",
+        )
+        .expect("more rows");
+        assert_eq!(counters(&c), (2, 3, 50), "an ignored duplicate blob counts nothing");
+        c.execute_batch("DELETE FROM versions WHERE name = 'q'; DELETE FROM packs WHERE name = 'q'; DELETE FROM blobs WHERE digest = 'c';")
+            .expect("deletes");
+        assert_eq!(counters(&c), (1, 2, 42));
+        let scanned: (i64, i64, i64) = c
+            .query_row(
+                "SELECT (SELECT count(*) FROM packs), (SELECT count(*) FROM versions), (SELECT sum(size) FROM blobs)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("scan");
+        assert_eq!(counters(&c), scanned);
     }
 }
