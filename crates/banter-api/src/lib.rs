@@ -9,8 +9,8 @@ mod status;
 
 pub use spec::{
     AppendFsync, AuthSpec, Backend, BanterRegistry, BanterRegistrySpec, GrafanaDashboardSpec, MonitoringSpec,
-    QUANTITY_PATTERN, RedisPersistence, RedisSpec, ServiceMonitorSpec, ServiceSpec, ServiceType, SqliteSpec,
-    StorageSpec,
+    NetworkPolicySpec, QUANTITY_PATTERN, RedisAuthSpec, RedisPersistence, RedisSpec, RedisTlsSpec, ServiceMonitorSpec,
+    ServiceSpec, ServiceType, SqliteSpec, StorageSpec,
 };
 pub use status::{BanterRegistryStatus, ConditionType};
 

@@ -320,6 +320,22 @@ pub struct RedisSpec {
     /// generates a Secret `<name>-redis-auth` once and never overwrites it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<RedisAuthSpec>,
+
+    /// TLS between the registry and Redis: Redis then serves TLS only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RedisTlsSpec>,
+}
+
+/// TLS for the operator-managed Redis.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisTlsSpec {
+    /// A `kubernetes.io/tls` Secret in the registry's namespace with
+    /// `tls.crt`, `tls.key` and `ca.crt` (as cert-manager writes it). The
+    /// certificate must name `<name>-redis-0.<name>-redis.<namespace>.svc`.
+    /// Redis gets all three; the registry only `ca.crt`.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
 }
 
 impl Default for RedisSpec {
@@ -331,6 +347,7 @@ impl Default for RedisSpec {
             persistence: RedisPersistence::default(),
             resources: None,
             auth: None,
+            tls: None,
         }
     }
 }

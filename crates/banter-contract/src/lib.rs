@@ -76,6 +76,10 @@ pub mod paths {
     pub const REDIS_PASSWORD_KEY: &str = "password";
     /// The Redis password file.
     pub const REDIS_PASSWORD_FILE: &str = "/etc/banter-registry/redis/password";
+    /// Mount point of the Redis CA certificate (only `ca.crt` of the TLS Secret).
+    pub const REDIS_TLS_DIR: &str = "/etc/banter-registry/redis-tls";
+    /// The CA bundle trusted for `rediss://`.
+    pub const REDIS_CA_FILE: &str = "/etc/banter-registry/redis-tls/ca.crt";
     /// Writable scratch space (the root filesystem is read-only).
     pub const TMP_DIR: &str = "/tmp";
 }

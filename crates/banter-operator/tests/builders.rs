@@ -613,3 +613,66 @@ fn containers_get_default_requests_unless_resources_are_given() {
         serde_json::json!({})
     );
 }
+
+#[test]
+fn tls_to_redis_serves_tls_only_and_gives_the_registry_only_the_ca() {
+    let spec: BanterRegistrySpec = serde_json::from_value(serde_json::json!({
+        "replicas": 2, "storage": {"backend": "redis", "redis": {"tls": {"secretName": "redis-cert"}}}
+    }))
+    .expect("spec");
+    let c = build(&registry(spec), false);
+    let cm: ConfigMap = typed(find(&c, ChildKind::ConfigMap, "packs-config"));
+    let data = cm.data.expect("data");
+    assert_eq!(
+        data["BANTER_REGISTRY_REDIS_URL"],
+        "rediss://packs-redis-0.packs-redis.banter.svc:6379/0"
+    );
+    assert_eq!(
+        data["BANTER_REGISTRY_REDIS_CA_FILE"],
+        "/etc/banter-registry/redis-tls/ca.crt"
+    );
+
+    let sts: StatefulSet = typed(find(&c, ChildKind::StatefulSet, "packs-redis"));
+    let pod = sts.spec.expect("spec").template.spec.expect("pod");
+    let redis = &pod.containers[0];
+    let args = redis.args.clone().unwrap_or_default().join(" ");
+    for want in [
+        "--port 0",
+        "--tls-port 6379",
+        "--tls-cert-file /tls/tls.crt",
+        "--tls-key-file /tls/tls.key",
+        "--tls-ca-cert-file /tls/ca.crt",
+    ] {
+        assert!(args.contains(want), "{want} in {args}");
+    }
+    let probe = redis
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.exec.as_ref())
+        .and_then(|e| e.command.clone());
+    assert_eq!(
+        probe.expect("probe")[..2],
+        ["redis-cli".to_string(), "--tls".to_string()]
+    );
+    let tls_vol = pod
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.name == "tls")
+        .expect("tls volume");
+    assert_eq!(
+        tls_vol.secret.and_then(|s| s.secret_name).as_deref(),
+        Some("redis-cert")
+    );
+
+    let d = deployment(&c);
+    let vol = pod_spec(&d)
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .find(|v| v.name == "redis-tls")
+        .expect("CA volume");
+    let items = vol.secret.and_then(|s| s.items).expect("only listed keys");
+    assert_eq!(items.len(), 1);
+    assert_eq!((items[0].key.as_str(), items[0].path.as_str()), ("ca.crt", "ca.crt"));
+}

@@ -28,6 +28,9 @@ pub fn config_data(input: &BuildInput<'_>) -> BTreeMap<String, String> {
             data.insert(env::REDIS_URL.into(), redis_url(input));
             data.insert(env::REDIS_KEY_PREFIX.into(), format!("banter:{name}:"));
             data.insert(env::REDIS_PASSWORD_FILE.into(), paths::REDIS_PASSWORD_FILE.into());
+            if spec.storage.redis.tls.is_some() {
+                data.insert(env::REDIS_CA_FILE.into(), paths::REDIS_CA_FILE.into());
+            }
         }
     }
     data.insert(env::TOKEN_FILE.into(), paths::TOKEN_FILE.into());

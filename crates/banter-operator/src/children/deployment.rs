@@ -75,6 +75,29 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
             ..VolumeMount::default()
         });
     }
+    if let (false, Some(tls)) = (sqlite, spec.storage.redis.tls.as_ref()) {
+        // Only the CA certificate: the Redis key never reaches the registry pod.
+        volumes.push(Volume {
+            name: "redis-tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(tls.secret_name.clone()),
+                default_mode: Some(0o444),
+                items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
+                    key: "ca.crt".into(),
+                    path: "ca.crt".into(),
+                    mode: None,
+                }]),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "redis-tls".into(),
+            mount_path: paths::REDIS_TLS_DIR.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
     if sqlite {
         volumes.push(Volume {
             name: "data".into(),

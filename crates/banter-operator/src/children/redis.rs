@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, SecretKeySelector, Service, ServicePort, ServiceSpec,
-    Volume, VolumeMount, VolumeResourceRequirements,
+    PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, SecretKeySelector, SecretVolumeSource, Service,
+    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -24,8 +24,16 @@ pub const REDIS_UID: i64 = 999;
 /// URL of the Redis pod through its headless Service (stable DNS name).
 pub fn redis_url(input: &BuildInput<'_>) -> String {
     let redis = names::redis(input.name());
-    format!("redis://{redis}-0.{redis}.{}.svc:{REDIS_PORT}/0", input.namespace())
+    let scheme = if input.registry.spec.storage.redis.tls.is_some() {
+        "rediss"
+    } else {
+        "redis"
+    };
+    format!("{scheme}://{redis}-0.{redis}.{}.svc:{REDIS_PORT}/0", input.namespace())
 }
+
+/// Where Redis reads its TLS Secret.
+const REDIS_TLS_DIR: &str = "/tls";
 
 /// Headless Service giving the Redis pod its stable DNS name.
 pub fn redis_service(input: &BuildInput<'_>) -> Service {
@@ -54,9 +62,15 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
     let storage = &input.registry.spec.storage;
     let redis = &storage.redis;
     let aof = if redis.persistence.aof { "yes" } else { "no" };
+    let tls = redis.tls.as_ref();
+    // The probe talks to 127.0.0.1, which the certificate need not name.
+    let cli: Vec<String> = match tls {
+        Some(_) => ["redis-cli", "--tls", "--insecure", "ping"].map(String::from).to_vec(),
+        None => ["redis-cli", "ping"].map(String::from).to_vec(),
+    };
     let ping = || Probe {
         exec: Some(ExecAction {
-            command: Some(vec!["redis-cli".into(), "ping".into()]),
+            command: Some(cli.clone()),
         }),
         period_seconds: Some(10),
         timeout_seconds: Some(3),
@@ -86,6 +100,23 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
             ]
             .into_iter()
             .map(String::from)
+            .chain(tls.into_iter().flat_map(|_| {
+                [
+                    "--port".to_string(),
+                    "0".into(),
+                    "--tls-port".into(),
+                    REDIS_PORT.to_string(),
+                    "--tls-cert-file".into(),
+                    format!("{REDIS_TLS_DIR}/tls.crt"),
+                    "--tls-key-file".into(),
+                    format!("{REDIS_TLS_DIR}/tls.key"),
+                    "--tls-ca-cert-file".into(),
+                    format!("{REDIS_TLS_DIR}/ca.crt"),
+                    // Clients authenticate with the password, not a certificate.
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ]
+            }))
             .collect(),
         ),
         command: Some(vec!["redis-server".into()]),
@@ -126,18 +157,28 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
                 .unwrap_or_else(|| super::default_requests(super::REDIS_REQUESTS.0, super::REDIS_REQUESTS.1)),
         ),
         security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: "/data".into(),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: "data".into(),
+                    mount_path: "/data".into(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: "tmp".into(),
+                    mount_path: "/tmp".into(),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(tls.map(|_| VolumeMount {
+                name: "tls".into(),
+                mount_path: REDIS_TLS_DIR.into(),
+                read_only: Some(true),
                 ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..VolumeMount::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         ..Container::default()
     };
     // Claim-template PVCs carry the instance labels and the data label so
@@ -186,11 +227,23 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
                     enable_service_links: Some(false),
                     security_context: Some(restricted_pod_security(REDIS_UID)),
                     containers: vec![container],
-                    volumes: Some(vec![Volume {
-                        name: "tmp".into(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(
+                        std::iter::once(Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Volume::default()
+                        })
+                        .chain(tls.map(|t| Volume {
+                            name: "tls".into(),
+                            secret: Some(SecretVolumeSource {
+                                secret_name: Some(t.secret_name.clone()),
+                                default_mode: Some(0o440),
+                                ..SecretVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        }))
+                        .collect(),
+                    ),
                     ..PodSpec::default()
                 }),
             },
