@@ -370,11 +370,21 @@ pub struct NetworkPolicySpec {
     /// (Redis backend). Needs a CNI that enforces NetworkPolicy.
     #[serde(default = "default_true")]
     pub enabled: bool,
+
+    /// Also fence the registry's own port: a NetworkPolicy admitting only
+    /// these peers (namespace or pod selectors, IP blocks) to the registry
+    /// pods; an empty list admits every source to that port only. Absent:
+    /// no policy for the registry pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_from: Option<Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>>,
 }
 
 impl Default for NetworkPolicySpec {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            registry_from: None,
+        }
     }
 }
 

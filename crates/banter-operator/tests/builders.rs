@@ -676,3 +676,41 @@ fn tls_to_redis_serves_tls_only_and_gives_the_registry_only_the_ca() {
     assert_eq!(items.len(), 1);
     assert_eq!((items[0].key.as_str(), items[0].path.as_str()), ("ca.crt", "ca.crt"));
 }
+
+#[test]
+fn the_registry_port_can_be_fenced_too() {
+    let spec: BanterRegistrySpec = serde_json::from_value(serde_json::json!({
+        "networkPolicy": {"registryFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]}
+    }))
+    .expect("spec");
+    let c = build(&registry(spec), false);
+    let np = find(&c, ChildKind::NetworkPolicy, "packs");
+    assert_eq!(
+        np.object["spec"],
+        serde_json::json!({
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "registry",
+                "app.kubernetes.io/instance": "packs", "app.kubernetes.io/name": "banter-registry"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}],
+                "ports": [{"port": 8080, "protocol": "TCP"}]
+            }]
+        })
+    );
+    // SQLite: no Redis, so no Redis policy; absent registryFrom: none at all.
+    assert!(c.iter().filter(|o| o.kind == ChildKind::NetworkPolicy).count() == 1);
+    assert!(
+        build(&registry(sqlite()), false)
+            .iter()
+            .all(|o| o.kind != ChildKind::NetworkPolicy)
+    );
+    let off: BanterRegistrySpec = serde_json::from_value(
+        serde_json::json!({"storage": {"backend": "redis"}, "networkPolicy": {"enabled": false}}),
+    )
+    .expect("spec");
+    assert!(
+        build(&registry(off), false)
+            .iter()
+            .all(|o| o.kind != ChildKind::NetworkPolicy)
+    );
+}

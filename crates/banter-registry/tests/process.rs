@@ -529,6 +529,39 @@ async fn export_reads_only_and_never_creates_or_migrates() {
     assert!(ok && stdout.contains("exported 1 packs"), "{stdout} {err}");
     assert_eq!(digest(&db), before, "the database is not written");
 
+    // With a registry running (its writer holding the WAL): still a clean export.
+    let s = Server::start(Backend::Sqlite(db.clone()), dir.path(), &[]);
+    s.publish("ro", "1.0.1", &pack("ro", "1.0.1", 1)).await;
+    let (ok, stdout, err) = cli(&[
+        "export",
+        "-o",
+        out.to_str().unwrap(),
+        "--sqlite-path",
+        db.to_str().unwrap(),
+    ]);
+    assert!(ok && stdout.contains("exported 1 packs, 2 versions"), "{stdout} {err}");
+    let mut s = s;
+    assert!(s.terminate().success());
+
+    // A read-only directory (only testable without root, which ignores modes).
+    if nix::unistd::geteuid().is_root() {
+        eprintln!("export from a read-only directory: not checked, running as root ignores permissions");
+    } else {
+        let ro = dir.path();
+        std::fs::set_permissions(ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let out2 = elsewhere.path().join("ro.tar.gz");
+        let (ok, stdout, err) = cli(&[
+            "export",
+            "-o",
+            out2.to_str().unwrap(),
+            "--sqlite-path",
+            db.to_str().unwrap(),
+        ]);
+        std::fs::set_permissions(ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(ok && stdout.contains("exported 1 packs"), "{stdout} {err}");
+    }
+
     // A mistyped path: refused, and nothing is created.
     let typo = dir.path().join("registy.db");
     let (ok, _, err) = cli(&[
@@ -572,7 +605,7 @@ fn big_pack(name: &str, version: &str, kib: usize) -> Vec<u8> {
 async fn a_full_database_answers_507_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("registry.db");
-    let s = Server::start(
+    let mut s = Server::start(
         Backend::Sqlite(db.clone()),
         dir.path(),
         &["--sqlite-max-bytes", "262144"],
@@ -581,12 +614,14 @@ async fn a_full_database_answers_507_and_stores_nothing() {
         s.publish("small", "1.0.0", &pack("small", "1.0.0", 0)).await.status(),
         201
     );
+    let mut acknowledged = vec![("small".to_string(), "1.0.0".to_string(), pack("small", "1.0.0", 0))];
     let mut full = None;
     for i in 0..64 {
         let version = format!("1.0.{i}");
-        let r = s.publish("big", &version, &big_pack("big", &version, 40)).await;
+        let body = big_pack("big", &version, 40);
+        let r = s.publish("big", &version, &body).await;
         match r.status().as_u16() {
-            201 => continue,
+            201 => acknowledged.push(("big".into(), version, body)),
             _ => {
                 full = Some((version, error_code(r).await));
                 break;
@@ -607,4 +642,20 @@ async fn a_full_database_answers_507_and_stores_nothing() {
         "counted: {metrics}"
     );
     assert!(s.logs().contains("storage full"), "{}", s.logs());
+
+    // Space freed (here: a larger cap): the refused version now publishes,
+    // and every acknowledged one is intact.
+    assert!(s.terminate().success());
+    let s = Server::start(
+        Backend::Sqlite(db.clone()),
+        dir.path(),
+        &["--sqlite-max-bytes", "8388608"],
+    );
+    let body = big_pack("big", &version, 40);
+    assert_eq!(s.publish("big", &version, &body).await.status(), 201);
+    for (name, v, bytes) in &acknowledged {
+        let got = s.get(&format!("/v1/packs/{name}/versions/{v}")).await;
+        assert_eq!(got.status(), 200, "{name}@{v}");
+        assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice(), "{name}@{v}");
+    }
 }

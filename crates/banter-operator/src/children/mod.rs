@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 pub use configmap::{config_data, config_hash, configmap};
 pub use dashboard::dashboard_configmap;
 pub use deployment::deployment;
-pub use network_policy::redis_network_policy;
+pub use network_policy::{redis_network_policy, registry_network_policy};
 pub use pdb::pdb;
 pub use pvc::sqlite_pvc;
 pub use redis::{redis_service, redis_statefulset, redis_url};
@@ -303,6 +303,12 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     out.push(Child::new(ChildKind::Deployment, &deployment(input, &hash))?);
     if spec.replicas > 1 {
         out.push(Child::new(ChildKind::PodDisruptionBudget, &pdb(input))?);
+    }
+    if let Some(from) = &spec.network_policy.registry_from {
+        out.push(Child::new(
+            ChildKind::NetworkPolicy,
+            &registry_network_policy(input, from),
+        )?);
     }
     if spec.storage.backend == Backend::Redis && spec.network_policy.enabled {
         out.push(Child::new(ChildKind::NetworkPolicy, &redis_network_policy(input))?);

@@ -40,3 +40,28 @@ pub fn redis_network_policy(input: &BuildInput<'_>) -> NetworkPolicy {
         }),
     }
 }
+
+/// Ingress to the registry pods on the registry port only, from the peers
+/// `spec.networkPolicy.registryFrom` lists (every source when empty).
+pub fn registry_network_policy(input: &BuildInput<'_>, from: &[NetworkPolicyPeer]) -> NetworkPolicy {
+    let name = input.name();
+    NetworkPolicy {
+        metadata: input.meta(names::registry(name), Component::Registry),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(labels::selector(name, Component::Registry)),
+                ..LabelSelector::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: (!from.is_empty()).then(|| from.to_vec()),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(super::configmap::REGISTRY_PORT)),
+                    protocol: Some("TCP".into()),
+                    ..NetworkPolicyPort::default()
+                }]),
+            }]),
+            ..NetworkPolicySpec::default()
+        }),
+    }
+}
