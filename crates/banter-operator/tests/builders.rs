@@ -433,18 +433,26 @@ fn monitoring_on_and_off() {
         dash.metadata.annotations.clone().expect("annotations")["grafana_folder"],
         "Banter"
     );
-    let json = &dash.data.expect("data")["banter-registry.json"];
-    let parsed: Value = serde_json::from_str(json).expect("dashboard is JSON");
+    let json = &dash.data.expect("data")["banter-registry-banter-packs.json"];
+    let mut parsed: Value = serde_json::from_str(json).expect("dashboard is JSON");
     assert_eq!(parsed["schemaVersion"], 39);
-    assert_eq!(
-        *json,
-        std::fs::read_to_string(concat!(
+    // The file in dashboards/, but for the registry's uid, title and variables.
+    let mut file: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../dashboards/banter-registry.json"
         ))
         .expect("dashboard file"),
-        "embedded dashboard is the file in dashboards/"
-    );
+    )
+    .expect("file is JSON");
+    for d in [&mut parsed, &mut file] {
+        d["uid"] = Value::Null;
+        d["title"] = Value::Null;
+        for v in d["templating"]["list"].as_array_mut().expect("variables") {
+            v["current"] = Value::Null;
+        }
+    }
+    assert_eq!(parsed, file, "embedded dashboard is the file in dashboards/");
 
     // Custom labels replace the sidecar default.
     spec.monitoring
@@ -713,4 +721,45 @@ fn the_registry_port_can_be_fenced_too() {
             .iter()
             .all(|o| o.kind != ChildKind::NetworkPolicy)
     );
+}
+
+#[test]
+fn every_registry_gets_its_own_dashboard() {
+    let spec = || -> BanterRegistrySpec {
+        serde_json::from_value(serde_json::json!({"monitoring": {"grafanaDashboard": {"enabled": true}}}))
+            .expect("spec")
+    };
+    let dashboards = |ns: &str, name: &str| -> (String, Value) {
+        let mut r = BanterRegistry::new(name, spec());
+        r.metadata.namespace = Some(ns.into());
+        r.metadata.uid = Some(UID.into());
+        let c = build(&r, false);
+        let cm: ConfigMap = typed(find(&c, ChildKind::ConfigMap, &format!("{name}-dashboards")));
+        let (key, json) = cm.data.expect("data").into_iter().next().expect("one dashboard");
+        (key, serde_json::from_str(&json).expect("dashboard JSON"))
+    };
+    let (key_a, a) = dashboards("team-a", "packs");
+    let (key_b, b) = dashboards("team-b", "packs");
+    let (key_c, c) = dashboards("team-a", "other");
+    assert_eq!(key_a, "banter-registry-team-a-packs.json");
+    let uids = [&a, &b, &c].map(|d| d["uid"].as_str().expect("uid").to_string());
+    assert!(uids.iter().all(|u| u.len() <= 40), "{uids:?}");
+    assert!(
+        uids[0] != uids[1] && uids[0] != uids[2] && uids[1] != uids[2],
+        "{uids:?}"
+    );
+    assert!(key_a != key_b && key_a != key_c);
+    assert_eq!(dashboards("team-a", "packs").1["uid"], a["uid"], "stable");
+    assert_eq!(a["title"], "Banter Registry: team-a/packs");
+    let current = |d: &Value, var: &str| {
+        d["templating"]["list"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .find(|v| v["name"] == var)
+            .map(|v| v["current"]["value"].clone())
+            .expect("variable")
+    };
+    assert_eq!(current(&c, "namespace"), serde_json::json!(["team-a"]));
+    assert_eq!(current(&c, "job"), serde_json::json!(["other"]));
 }
