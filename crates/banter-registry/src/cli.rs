@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::client::{Client, ClientArgs, split_ref};
@@ -112,22 +112,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::server::serve(*args).await,
         Command::Publish { files, client } => {
             let client = Client::new(&client)?;
-            for file in files {
-                let r = client
-                    .publish(&file)
-                    .await
-                    .with_context(|| format!("publishing {}", file.display()))?;
-                let what = if r.created {
-                    "published"
-                } else {
-                    "already published (identical)"
-                };
-                println!("{what} {}@{} {}", r.name, r.version, r.digest);
+            // Every file is tried and reported; one failure does not hide the rest.
+            let mut failed = Vec::new();
+            for file in &files {
+                match client.publish(file).await {
+                    Ok(r) => {
+                        let what = if r.created {
+                            "published"
+                        } else {
+                            "already published (identical)"
+                        };
+                        println!("{what} {}@{} {}", r.name, r.version, r.digest);
+                    }
+                    Err(e) => {
+                        eprintln!("error: publishing {}: {e:#}", file.display());
+                        failed.push(file.display().to_string());
+                    }
+                }
+            }
+            if !failed.is_empty() {
+                bail!(
+                    "{} of {} files failed: {}",
+                    failed.len(),
+                    files.len(),
+                    failed.join(", ")
+                );
             }
             Ok(())
         }
         Command::Get { pack, output, client } => {
-            let (name, reference) = split_ref(&pack);
+            let (name, reference) = split_ref(&pack)?;
             let bytes = Client::new(&client)?.get(name, reference).await?;
             match output {
                 Some(path) => std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?,
@@ -179,6 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Yank { pack, undo, client } => {
             let (name, version) = pack
                 .split_once('@')
+                .filter(|(n, v)| !n.is_empty() && !v.is_empty() && !v.contains('@'))
                 .with_context(|| format!("expected NAME@VERSION, got {pack:?}"))?;
             let r = Client::new(&client)?.yank(name, version, undo).await?;
             println!(

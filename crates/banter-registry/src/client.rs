@@ -49,9 +49,14 @@ pub fn name_and_version(bytes: &[u8]) -> anyhow::Result<(String, String)> {
     Ok((head.name, head.version))
 }
 
-/// Splits `name@ref`; `ref` defaults to `latest`.
-pub fn split_ref(s: &str) -> (&str, &str) {
-    s.split_once('@').unwrap_or((s, "latest"))
+/// Splits `NAME`, `NAME@VERSION` or `NAME@TAG`; the reference defaults to
+/// `latest`. An empty name or reference, or a second `@`, is a usage error.
+pub fn split_ref(s: &str) -> anyhow::Result<(&str, &str)> {
+    let (name, reference) = s.split_once('@').unwrap_or((s, "latest"));
+    if name.is_empty() || reference.is_empty() || reference.contains('@') {
+        anyhow::bail!("expected NAME, NAME@VERSION or NAME@TAG, got {s:?}");
+    }
+    Ok((name, reference))
 }
 
 fn read_token(path: &Path) -> anyhow::Result<String> {

@@ -701,3 +701,54 @@ async fn a_full_database_answers_507_and_stores_nothing() {
         assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice(), "{name}@{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_reports_every_file_and_refuses_malformed_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(Backend::Sqlite(dir.path().join("registry.db")), dir.path(), &[]);
+    let tokens = dir.path().join("tokens");
+    let reg = s.base.clone();
+    let common = ["--registry", reg.as_str(), "--token-file", tokens.to_str().unwrap()];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(common);
+        cli(&all)
+    };
+    let a = dir.path().join("a.json");
+    let bad = dir.path().join("bad.json");
+    let c = dir.path().join("c.json");
+    std::fs::write(&a, pack("multi-a", "1.0.0", 0)).unwrap();
+    std::fs::write(&bad, "{ not json").unwrap();
+    std::fs::write(&c, pack("multi-c", "1.0.0", 0)).unwrap();
+
+    // The bad file in the middle: the others are still published, each
+    // result is reported, and the command fails naming what failed.
+    let (ok, out, err) = run(&[
+        "publish",
+        a.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        c.to_str().unwrap(),
+    ]);
+    assert!(!ok, "a failure makes the command fail");
+    assert!(
+        out.contains("published multi-a@1.0.0") && out.contains("published multi-c@1.0.0"),
+        "{out}"
+    );
+    assert!(err.contains(&format!("publishing {}", bad.display())), "{err}");
+    assert!(err.contains("1 of 3 files failed"), "{err}");
+    assert_eq!(
+        s.get("/v1/packs/multi-c/versions/1.0.0").await.status(),
+        200,
+        "c.json was not skipped"
+    );
+
+    for malformed in ["multi-a@", "@1.0.0", "multi-a@1.0.0@x"] {
+        let (ok, _, err) = run(&["get", malformed]);
+        assert!(
+            !ok && err.contains("expected NAME, NAME@VERSION or NAME@TAG"),
+            "{malformed}: {err}"
+        );
+        let (ok, _, err) = run(&["yank", malformed]);
+        assert!(!ok && err.contains("expected NAME@VERSION"), "{malformed}: {err}");
+    }
+}
