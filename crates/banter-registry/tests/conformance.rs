@@ -301,6 +301,19 @@ mod cases {
         let (p, link) = page(s, "?n=5000&last=p0999").await;
         assert_eq!(p, ["p1000", "p1001", "p1002"]);
         assert!(link.is_none());
+        // Past usize as well: still clamped, not refused.
+        let (p, _) = page(s, "?n=99999999999999999999999").await;
+        assert_eq!(p.len(), 1000, "an overflowing n is clamped too");
+        // Junk is still refused, naming the parameter.
+        let (status, code, body) = error_code(s.get("/v1/packs?n=-1").await).await;
+        assert_eq!((status, code.as_str()), (400, "PAGINATION_NUMBER_INVALID"), "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("n must"),
+            "{body}"
+        );
     }
 
     pub async fn tags_point_at_versions(kind: Kind) {

@@ -240,13 +240,16 @@ pub async fn list(
     let Query(q) = query.map_err(query_error)?;
     let n = match q.n.as_deref() {
         None | Some("") => DEFAULT_PAGE,
-        Some(s) => s.parse::<usize>().map_err(|_| {
-            ApiError::new(
+        // Any run of digits is a valid n, however long: large values are
+        // clamped (as documented), never refused for overflowing.
+        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse::<usize>().unwrap_or(MAX_PAGE),
+        Some(s) => {
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "PAGINATION_NUMBER_INVALID",
                 format!("n must be a non-negative integer, got {s:?}"),
-            )
-        })?,
+            ));
+        }
     }
     .min(MAX_PAGE);
     let prefix = q.prefix.unwrap_or_default();
