@@ -93,11 +93,11 @@ where
 {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out after {limit:?} waiting for {what}");
+        // The deadline bounds each check too: a hung request cannot outlive it.
+        match tokio::time::timeout_at(deadline, check()).await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) if tokio::time::Instant::now() < deadline => {}
+            _ => bail!("timed out after {limit:?} waiting for {what}"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

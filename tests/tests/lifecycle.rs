@@ -455,6 +455,22 @@ async fn a_refused_child_does_not_stop_the_others() {
     );
 }
 
+/// Runs `helm uninstall` when dropped (bounded by helm's own timeout).
+struct HelmRelease {
+    helm: std::path::PathBuf,
+    release: String,
+    namespace: String,
+}
+
+impl Drop for HelmRelease {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(&self.helm)
+            .args(["uninstall", &self.release, "--namespace", &self.namespace])
+            .args(["--wait", "--timeout", "60s"])
+            .output();
+    }
+}
+
 /// Item 5: `helm install` with default values succeeds when the CRD is
 /// already there (applied from `crds/` here), leaves that CRD alone, and
 /// `helm uninstall` does not delete it.
@@ -487,9 +503,17 @@ async fn helm_install_over_an_existing_crd() {
         .await
         .expect("environment");
     let release = format!("e2e-{}", &env.namespace[env.namespace.len() - 8..]);
+    // Uninstalled on every exit, a failed assertion included: the chart's
+    // cluster-scoped objects would outlive the namespace.
+    let installed = HelmRelease {
+        helm: helm.clone(),
+        release: release.clone(),
+        namespace: env.namespace.clone(),
+    };
     let run = |args: &[&str]| {
         let out = std::process::Command::new(&helm)
             .args(args)
+            .args(["--timeout", "120s"])
             .current_dir(&root)
             .output()
             .expect("helm runs");
@@ -515,6 +539,8 @@ async fn helm_install_over_an_existing_crd() {
         &env.namespace,
     ]);
     run(&["uninstall", &release, "--namespace", &env.namespace, "--wait"]);
+    // Uninstalled above: nothing left for the guard.
+    std::mem::forget(installed);
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(env.client.clone());
     let crd = crds

@@ -253,17 +253,6 @@ impl ChildCache {
         }
         Ok(observed)
     }
-
-    /// Number of cached objects, by kind (for the cache-size metric and tests).
-    pub fn len_by_kind(&self) -> BTreeMap<ChildKind, usize> {
-        let mut out = BTreeMap::new();
-        if let Ok(inner) = self.inner.read() {
-            for (kind, _, _) in inner.owner_of.keys() {
-                *out.entry(*kind).or_insert(0) += 1;
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]
@@ -346,7 +335,11 @@ mod tests {
         );
         let two = cache.observe("a", "two", &kinds, Duration::ZERO).await.expect("synced");
         assert!(two.is_empty());
-        assert!(cache.len_by_kind().is_empty());
+        let inner = cache.inner.read().expect("lock");
+        assert!(
+            inner.by_owner.is_empty() && inner.owner_of.is_empty(),
+            "nothing left behind"
+        );
     }
 
     #[tokio::test]

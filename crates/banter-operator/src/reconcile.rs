@@ -300,8 +300,9 @@ fn stamped_by(obj: &Value, uid: &str) -> bool {
     }
 }
 
-/// How a write the API server refused should be handled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a write the API server refused should be handled, least to most
+/// severe (the most severe failure of a pass decides what happens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Refusal {
     /// 422: the spec asks for something the server will never accept.
     Invalid,
@@ -385,13 +386,12 @@ async fn stamp_volumes(ctx: &Context, v: &ValidatedRegistry<'_>, after: &mut Obs
     for name in unstamped {
         let patch = json!({"metadata": {"labels": {labels::OWNER_UID_LABEL: v.uid}}});
         match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(live) => {
-                let mut live = serde_json::to_value(&live).map_err(|e| Failure {
+            Ok(obj) => {
+                let obj = live(ChildKind::PersistentVolumeClaim, &obj).map_err(|error| Failure {
                     what: format!("PersistentVolumeClaim {name}"),
-                    error: e.into(),
+                    error,
                 })?;
-                crate::cache::trim(ChildKind::PersistentVolumeClaim, &mut live);
-                after.insert((ChildKind::PersistentVolumeClaim, name), live);
+                after.insert((ChildKind::PersistentVolumeClaim, name), obj);
             }
             Err(e) => {
                 return Err(Failure {
@@ -454,11 +454,7 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     let worst = failures
         .iter()
         .map(|f| refusal(&f.error))
-        .max_by_key(|r| match r {
-            Refusal::Invalid => 0,
-            Refusal::Admission => 1,
-            Refusal::Transient => 2,
-        })
+        .max()
         .unwrap_or(Refusal::Transient);
     let message = failures
         .iter()
@@ -485,11 +481,13 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
             if let Err(e) = wrote {
                 tracing::warn!(registry = %key(reg), error = %e, "writing the ApplyFailed status failed");
             }
+            // The first transient failure is the one retried and counted.
+            let mut failures = failures;
             let first = failures
-                .into_iter()
-                .find(|f| refusal(&f.error) == Refusal::Transient)
-                .map(|f| f.error);
-            Err(first.unwrap_or(Error::CacheNotSynced))
+                .iter()
+                .position(|f| refusal(&f.error) == Refusal::Transient)
+                .unwrap_or(0);
+            Err(failures.swap_remove(first).error)
         }
     }
 }

@@ -200,23 +200,13 @@ pub fn compute(
 
 /// Status for a spec the operator refuses: only `Ready` changes.
 pub fn invalid(registry: &BanterRegistry, message: &str, now: &Time) -> BanterRegistryStatus {
-    let previous = registry.status.clone().unwrap_or_default();
-    let generation = registry.metadata.generation;
-    BanterRegistryStatus {
-        observed_generation: generation,
-        conditions: merge(
-            &previous.conditions,
-            &[ConditionUpdate::new(
-                ConditionType::Ready,
-                false,
-                reasons::INVALID_SPEC,
-                message,
-            )],
-            generation,
-            now,
-        ),
-        ..previous
-    }
+    not_ready(
+        registry.status.clone().unwrap_or_default(),
+        registry.metadata.generation,
+        reasons::INVALID_SPEC,
+        message,
+        now,
+    )
 }
 
 /// `status` with `Ready=False` for `reason`: a failure of this reconcile

@@ -205,12 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { output, storage } => {
-            let metrics = Metrics::new();
-            let backend = storage
-                .open_read_only(metrics.clone())
-                .await
-                .with_context(|| format!("opening the {} backend for reading", storage.backend.as_str()))?;
-            let registry = Registry::new(backend, metrics, LimitArgs::defaults().limits());
+            let registry = offline_registry(&storage, &LimitArgs::defaults(), Access::ReadOnly).await?;
             let summary = write_atomically(&output, async |file| {
                 crate::archive::export(&registry, std::io::BufWriter::new(file)).await
             })
@@ -225,7 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Import { input, storage, limits } => {
-            let registry = offline_registry(&storage, &limits).await?;
+            let registry = offline_registry(&storage, &limits, Access::ReadWrite).await?;
             let file = std::fs::File::open(&input).with_context(|| format!("opening {}", input.display()))?;
             let summary = crate::archive::import(&registry, std::io::BufReader::new(file)).await?;
             println!(
@@ -266,11 +261,21 @@ async fn write_atomically<T>(
     }
 }
 
-async fn offline_registry(storage: &StorageArgs, limits: &LimitArgs) -> anyhow::Result<Registry> {
+/// How an offline command opens the storage.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// `export`: read only, never created or migrated.
+    ReadOnly,
+    /// `import`: created and migrated if needed.
+    ReadWrite,
+}
+
+async fn offline_registry(storage: &StorageArgs, limits: &LimitArgs, access: Access) -> anyhow::Result<Registry> {
     let metrics = Metrics::new();
-    let backend = storage
-        .open(metrics.clone())
-        .await
-        .with_context(|| format!("opening the {} backend", storage.backend.as_str()))?;
+    let backend = match access {
+        Access::ReadOnly => storage.open_read_only(metrics.clone()).await,
+        Access::ReadWrite => storage.open(metrics.clone()).await,
+    }
+    .with_context(|| format!("opening the {} backend", storage.backend.as_str()))?;
     Ok(Registry::new(backend, metrics, limits.limits()))
 }

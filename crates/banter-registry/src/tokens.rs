@@ -61,6 +61,11 @@ impl Tokens {
             path: path.to_owned(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Tokens from the text of the file at `path` (named in errors only).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TokenError> {
         let mut hashes = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let token = line.trim();
@@ -195,16 +200,26 @@ pub async fn watch(
     metrics: crate::metrics::Metrics,
     interval: std::time::Duration,
 ) {
-    let fingerprint = |path: &Path| std::fs::read(path).map(|b| Sha256::digest(&b)).ok();
-    let mut last = fingerprint(&path);
+    let mut last = std::fs::read(&path).map(|b| Sha256::digest(&b)).ok();
     loop {
         tokio::time::sleep(interval).await;
-        let now = fingerprint(&path);
+        let read = std::fs::read(&path);
+        let now = read.as_ref().map(Sha256::digest).ok();
         if now == last {
             continue;
         }
         last = now;
-        match Tokens::from_file(&path) {
+        // The bytes just compared are the ones parsed: one read per check.
+        let text = read
+            .and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)));
+        let parsed = match text {
+            Ok(text) => Tokens::parse(&text, &path),
+            Err(source) => Err(TokenError::Io {
+                path: path.clone(),
+                source,
+            }),
+        };
+        match parsed {
             Ok(tokens) => {
                 tracing::info!(file = %path.display(), "publish tokens reloaded: {tokens:?}");
                 live.replace(tokens);

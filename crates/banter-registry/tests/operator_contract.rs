@@ -158,21 +158,6 @@ fn start(pod: &Pod, dir: &Path, redis: Option<&Redis>) -> Server {
     Server::spawn(cmd, backend, dir)
 }
 
-/// `CONFIG SET requirepass` over RESP.
-fn require_password(port: u16, password: &str) -> bool {
-    use std::io::{BufRead, BufReader, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let args = ["CONFIG", "SET", "requirepass", password];
-    let mut cmd = format!("*{}\r\n", args.len());
-    for a in args {
-        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line.starts_with("+OK")
-}
-
 async fn serves(s: &Server, pod: &Pod) {
     for probe in ["livenessProbe", "readinessProbe"] {
         let path = pod.container[probe]["httpGet"]["path"].as_str().unwrap();
@@ -216,7 +201,7 @@ async fn redis_pod_as_rendered_serves() {
     let pod = render(json!({"replicas": 2, "storage": {"backend": "redis"}}));
     // Redis as the rendered StatefulSet runs it: with the generated password.
     let password = &pod.secrets["packs-redis-auth"]["password"];
-    assert!(require_password(redis.port, password), "CONFIG SET requirepass");
+    assert!(redis_command(redis.port, &["CONFIG", "SET", "requirepass", password]).starts_with("+OK"));
     let s = start(&pod, &dir.path().join("pod"), Some(&redis));
     serves(&s, &pod).await;
 }

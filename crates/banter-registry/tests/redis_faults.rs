@@ -488,20 +488,6 @@ async fn recovers_after_redis_comes_back_with_the_right_password() {
     assert_eq!(s.publish("rot", "1.0.1", &pack("rot", "1.0.1", 0)).await.status(), 201);
 }
 
-/// Sends one command to Redis over RESP and returns its first reply line.
-fn redis_command(port: u16, args: &[&str]) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut cmd = format!("*{}\r\n", args.len());
-    for a in args {
-        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(cmd.as_bytes()).unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_out_of_memory_answers_507_and_stores_nothing() {
     let (_dir, redis, s) = redis_fixture("always");

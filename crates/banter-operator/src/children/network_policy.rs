@@ -1,5 +1,5 @@
-//! The NetworkPolicy fencing a registry's Redis: only that registry's pods
-//! may connect, and only to the Redis port.
+//! NetworkPolicies: Redis fenced to its registry's pods, and optionally the
+//! registry port fenced to listed peers.
 
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
@@ -11,27 +11,31 @@ use super::BuildInput;
 use super::redis::REDIS_PORT;
 use crate::labels::{self, Component, names};
 
-/// Ingress to the Redis pods from the registry pods, on the Redis port only.
-pub fn redis_network_policy(input: &BuildInput<'_>) -> NetworkPolicy {
-    let name = input.name();
+fn pods_of(input: &BuildInput<'_>, component: Component) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels::selector(input.name(), component)),
+        ..LabelSelector::default()
+    }
+}
+
+/// Ingress to `component`'s pods on `port` only, from `from` (every source
+/// when `None`).
+fn ingress_only(
+    input: &BuildInput<'_>,
+    name: String,
+    component: Component,
+    port: i32,
+    from: Option<Vec<NetworkPolicyPeer>>,
+) -> NetworkPolicy {
     NetworkPolicy {
-        metadata: input.meta(names::redis(name), Component::Redis),
+        metadata: input.meta(name, component),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(labels::selector(name, Component::Redis)),
-                ..LabelSelector::default()
-            }),
+            pod_selector: Some(pods_of(input, component)),
             policy_types: Some(vec!["Ingress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector {
-                        match_labels: Some(labels::selector(name, Component::Registry)),
-                        ..LabelSelector::default()
-                    }),
-                    ..NetworkPolicyPeer::default()
-                }]),
+                from,
                 ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(REDIS_PORT)),
+                    port: Some(IntOrString::Int(port)),
                     protocol: Some("TCP".into()),
                     ..NetworkPolicyPort::default()
                 }]),
@@ -41,27 +45,29 @@ pub fn redis_network_policy(input: &BuildInput<'_>) -> NetworkPolicy {
     }
 }
 
+/// Ingress to the Redis pods from the registry pods, on the Redis port only.
+pub fn redis_network_policy(input: &BuildInput<'_>) -> NetworkPolicy {
+    let registry_pods = NetworkPolicyPeer {
+        pod_selector: Some(pods_of(input, Component::Registry)),
+        ..NetworkPolicyPeer::default()
+    };
+    ingress_only(
+        input,
+        names::redis(input.name()),
+        Component::Redis,
+        REDIS_PORT,
+        Some(vec![registry_pods]),
+    )
+}
+
 /// Ingress to the registry pods on the registry port only, from the peers
 /// `spec.networkPolicy.registryFrom` lists (every source when empty).
 pub fn registry_network_policy(input: &BuildInput<'_>, from: &[NetworkPolicyPeer]) -> NetworkPolicy {
-    let name = input.name();
-    NetworkPolicy {
-        metadata: input.meta(names::registry(name), Component::Registry),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(labels::selector(name, Component::Registry)),
-                ..LabelSelector::default()
-            }),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: (!from.is_empty()).then(|| from.to_vec()),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(super::configmap::REGISTRY_PORT)),
-                    protocol: Some("TCP".into()),
-                    ..NetworkPolicyPort::default()
-                }]),
-            }]),
-            ..NetworkPolicySpec::default()
-        }),
-    }
+    ingress_only(
+        input,
+        names::registry(input.name()),
+        Component::Registry,
+        super::configmap::REGISTRY_PORT,
+        (!from.is_empty()).then(|| from.to_vec()),
+    )
 }

@@ -153,15 +153,7 @@ impl SqliteStorage {
             c.busy_timeout(busy)?;
             c.pragma_update(None, "query_only", true)
         });
-        let readers = r2d2::Pool::builder()
-            .max_size(opts.readers.max(1))
-            .connection_timeout(opts.busy_timeout)
-            .build(manager)
-            .map_err(|e| StorageError::Internal(format!("reader pool: {e}")))?;
-        Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
-            readers,
-        })
+        Self::with_readers(writer, manager, opts)
     }
 
     /// Opens an existing database for reading only (`export`): nothing is
@@ -201,12 +193,11 @@ impl SqliteStorage {
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         let wal_present = std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0);
-        let params = match open("mode=ro") {
-            Ok(_) => "mode=ro",
-            Err(_) if !wal_present && open("immutable=1").is_ok() => "immutable=1",
-            Err(e) => return Err(open_error(path, e)),
+        let (writer, params) = match open("mode=ro") {
+            Ok(c) => (c, "mode=ro"),
+            Err(e) if wal_present => return Err(open_error(path, e)),
+            Err(_) => (open("immutable=1").map_err(|e| open_error(path, e))?, "immutable=1"),
         };
-        let writer = open(params).map_err(|e| open_error(path, e))?;
         let version: usize = writer
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(internal)?;
@@ -220,6 +211,11 @@ impl SqliteStorage {
         let manager = SqliteConnectionManager::file(uri_for_pool)
             .with_flags(flags)
             .with_init(move |c| c.busy_timeout(busy));
+        Self::with_readers(writer, manager, opts)
+    }
+
+    /// The storage around `writer`, with a pool of reader connections.
+    fn with_readers(writer: Connection, manager: SqliteConnectionManager, opts: &SqliteOptions) -> StorageResult<Self> {
         let readers = r2d2::Pool::builder()
             .max_size(opts.readers.max(1))
             .connection_timeout(opts.busy_timeout)

@@ -527,3 +527,17 @@ pub fn migrate(archive: &Path, from: &Backend, to: &Backend) -> String {
     assert!(ok, "import failed: {err}");
     out
 }
+
+/// Sends one command to Redis over RESP and returns its first reply line.
+pub fn redis_command(port: u16, args: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut cmd = format!("*{}\r\n", args.len());
+    for a in args {
+        cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(cmd.as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}
