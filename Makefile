@@ -7,6 +7,7 @@ DEMO_PACKS := crates/banter-registry/demo
 
 include mk/operator.mk
 include mk/packaging.mk
+include mk/monitoring.mk
 
 .PHONY: run test deps build fmt lint docs packaging-checks bench
 
@@ -21,8 +22,8 @@ test: deps
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory packaging-checks
 
-## packaging-checks: chart, kustomize, examples, Pod Security, GitOps (the RBAC test runs in cargo test)
-packaging-checks: packaging-check-generated chart-test kustomize-test examples-test pss-test gitops-test
+## packaging-checks: chart, kustomize, examples, Pod Security, GitOps, alert rules (the RBAC test runs in cargo test)
+packaging-checks: packaging-check-generated chart-test kustomize-test examples-test pss-test gitops-test monitoring-test
 
 ## bench: the benchmarks (never part of `make test`): the operator at scale
 bench: bench-operator

@@ -1,5 +1,6 @@
-//! Embeds every file of the repository's `dashboards/` directory, so the
-//! dashboard ConfigMap and the files users import never diverge.
+//! Embeds the registry dashboards of the repository's `dashboards/`
+//! directory, so the dashboard ConfigMap and the files users import never
+//! diverge.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -13,6 +14,12 @@ fn main() {
         .expect("dashboards/ exists at the repository root")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        // Registry dashboards only: the operator's own ships with the chart.
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("banter-registry"))
+        })
         .collect();
     files.sort();
     let mut out = String::from(

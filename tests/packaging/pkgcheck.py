@@ -75,6 +75,10 @@ VALUES_MATRIX: dict[str, list[str]] = {
         "--set", "serviceMonitor.labels.release=kube-prometheus-stack",
         "--set", "networkPolicy.enabled=true",
         "--set", "podDisruptionBudget.enabled=true",
+        "--set", "prometheusRule.enabled=true",
+        "--set", "prometheusRule.labels.release=kube-prometheus-stack",
+        "--set", "grafanaDashboard.enabled=true",
+        "--set", "grafanaDashboard.folder=Banter",
         "--set", "replicaCount=2",
     ],
     "crds-off": ["--set", "crds.install=false"],
@@ -101,7 +105,7 @@ BAD_VALUES: dict[str, tuple[list[str], str]] = {
 }
 
 # Kinds that are custom resources: not in the Kubernetes OpenAPI schemas.
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
 
 
 class Failed(Exception):
@@ -345,8 +349,17 @@ def gen_crd_reference() -> str:
     return "\n".join(out)
 
 
+# Files the chart ships that have their source of truth elsewhere in the
+# repository (a chart cannot read files outside its directory).
+CHART_COPIES = {
+    ROOT / "charts/banter-operator/files/banter-operator-dashboard.json": ROOT / "dashboards/banter-operator.json",
+    ROOT / "charts/banter-operator/files/banter-operator.rules.yml": ROOT / "alerts/banter-operator.rules.yml",
+}
+
+
 def generated_files() -> dict[Path, str]:
     files = {CHART_CRD: gen_chart_crd(), CRD_REF: gen_crd_reference()}
+    files.update({dest: src.read_text() for dest, src in CHART_COPIES.items()})
     return files
 
 
@@ -498,14 +511,34 @@ def check_matrix_expectations(name: str, docs: list[dict[str, Any]]) -> None:
             problems.append("expected one ClusterRole when watching all namespaces")
         if any(a.startswith("--namespace") for a in args):
             problems.append("--namespace flag while watching all namespaces")
+    dashboards = [c for c in by_kind.get("ConfigMap", []) if "banter-operator.json" in c.get("data", {})]
     if name == "monitoring-netpol-pdb":
-        for k in ("ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"):
+        for k in ("ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule"):
             if k not in by_kind:
                 problems.append(f"{k} not rendered")
+        if "PrometheusRule" in by_kind:
+            rule = by_kind["PrometheusRule"][0]
+            src = yaml.safe_load((ROOT / "alerts/banter-operator.rules.yml").read_text())
+            if rule["spec"] != src:
+                problems.append("the chart's PrometheusRule differs from alerts/banter-operator.rules.yml")
+            if rule["metadata"]["labels"].get("release") != "kube-prometheus-stack":
+                problems.append("prometheusRule.labels not applied")
+        if len(dashboards) != 1:
+            problems.append("the operator dashboard ConfigMap is not rendered")
+        else:
+            cm = dashboards[0]
+            if json.loads(cm["data"]["banter-operator.json"]) != json.loads((ROOT / "dashboards/banter-operator.json").read_text()):
+                problems.append("the chart's operator dashboard differs from dashboards/banter-operator.json")
+            if cm["metadata"]["labels"].get("grafana_dashboard") != "1":
+                problems.append("the dashboard ConfigMap lacks the sidecar label grafana_dashboard=1")
+            if cm["metadata"].get("annotations", {}).get("grafana_folder") != "Banter":
+                problems.append("grafanaDashboard.folder not applied")
     else:
-        for k in ("ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget"):
+        for k in ("ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule"):
             if k in by_kind:
                 problems.append(f"{k} rendered though not enabled")
+        if dashboards:
+            problems.append("the operator dashboard rendered though not enabled")
     leader = "--leader-election" in args
     lease_role = any(r["metadata"]["name"].endswith("-leader-election") for r in by_kind.get("Role", []))
     want_leader = name != "no-leader-election-custom-images"

@@ -454,6 +454,27 @@ pub struct MonitoringSpec {
     /// Grafana dashboard ConfigMap for the Grafana sidecar.
     #[serde(default)]
     pub grafana_dashboard: GrafanaDashboardSpec,
+
+    /// Prometheus Operator PrometheusRule with this registry's alerts.
+    #[serde(default)]
+    pub prometheus_rule: PrometheusRuleSpec,
+}
+
+/// Prometheus Operator PrometheusRule settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusRuleSpec {
+    /// Create a PrometheusRule holding the registry alerts
+    /// (alerts/banter-registry.rules.yml scoped to this registry), only when
+    /// the monitoring.coreos.com/v1 CRD is served; otherwise MonitoringReady
+    /// reports PrometheusRuleCRDMissing.
+    #[serde(default)]
+    pub enabled: bool,
+
+    /// Extra labels on the PrometheusRule, typically what the Prometheus
+    /// `ruleSelector` matches.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Prometheus Operator ServiceMonitor settings.

@@ -2,7 +2,10 @@
 //! The contract between banter-operator and banter-registry, defined once:
 //! the environment variables the operator writes into a registry's
 //! ConfigMap (and the registry reads with clap), and the command, port,
-//! probe paths and file paths of the registry container.
+//! probe paths and file paths of the registry container; and the
+//! `/metrics` formats both serve.
+
+pub mod exposition;
 
 /// Environment variables of `banter-registry serve`.
 pub mod env {

@@ -38,6 +38,8 @@ pub mod reasons {
     pub const APPLIED: &str = "Applied";
     /// A ServiceMonitor was requested but monitoring.coreos.com/v1 is not served.
     pub const SERVICE_MONITOR_CRD_MISSING: &str = "ServiceMonitorCRDMissing";
+    /// A PrometheusRule was requested but monitoring.coreos.com/v1 does not serve it.
+    pub const PROMETHEUS_RULE_CRD_MISSING: &str = "PrometheusRuleCRDMissing";
 }
 
 /// The new state of one condition.

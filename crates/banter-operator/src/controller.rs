@@ -15,6 +15,7 @@ use kube::runtime::{Controller, PredicateConfig, WatchStreamExt, reflector, watc
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::Settings;
+use crate::api_metrics::ApiMetricsLayer;
 use crate::children::ChildKind;
 use crate::cli::{LogFormat, RunArgs};
 use crate::decode;
@@ -52,14 +53,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = kube::Config::infer()
         .await
         .context("reading the Kubernetes client configuration")?;
+    let metrics = Arc::new(Metrics::default());
+    // Counted inside the rate limit: what reaches the API server.
     let client = kube::client::ClientBuilder::try_from(config)
         .context("building the Kubernetes client")?
+        .with_layer(&ApiMetricsLayer(metrics.clone()))
         .with_layer(&tower::limit::RateLimitLayer::new(
             args.kube_api_qps,
             Duration::from_secs(1),
         ))
         .build();
-    let metrics = Arc::new(Metrics::default());
     let server = tokio::spawn(metrics::serve(args.metrics_listen, metrics.clone()));
 
     let identity = args
@@ -222,8 +225,10 @@ fn child_events(
     let cache = ctx.cache.clone();
     let scope = ns.map(str::to_string);
     let discovery = ctx.discovery.clone();
+    let metrics = ctx.metrics.clone();
+    let resource = kind.api_resource().plural;
     let watch = move || {
-        watcher(api, cfg)
+        counted(watcher(api, cfg), metrics, resource)
             .default_backoff()
             .map_ok(move |ev| {
                 cache.handle(scope.as_deref(), kind, &ev);
@@ -231,10 +236,10 @@ fn child_events(
             })
             .touched_objects()
     };
-    if kind == ChildKind::ServiceMonitor {
-        // Not served yet: start watching when discovery sees the CRD.
+    if matches!(kind, ChildKind::ServiceMonitor | ChildKind::PrometheusRule) {
+        // Maybe not served yet: start watching when discovery sees the CRD.
         futures::stream::once(async move {
-            discovery.service_monitor_appears().await;
+            discovery.appears(kind).await;
             watch()
         })
         .flatten()
@@ -242,6 +247,27 @@ fn child_events(
     } else {
         watch().boxed()
     }
+}
+
+/// A watch stream that counts its errors and every list after its first
+/// (`banter_operator_watch_errors_total`, `…_watch_restarts_total`).
+fn counted<K: Send + 'static>(
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    metrics: Arc<Metrics>,
+    resource: String,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static {
+    metrics.watching(&resource);
+    let mut listed = false;
+    stream.inspect(move |item| match item {
+        Ok(watcher::Event::Init) => {
+            if listed {
+                metrics.watch_restarted(&resource);
+            }
+            listed = true;
+        }
+        Ok(_) => {}
+        Err(_) => metrics.watch_failed(&resource),
+    })
 }
 
 /// The registry a child event belongs to.
@@ -258,14 +284,18 @@ pub async fn controller(client: Client, ns: Option<String>, ctx: Arc<Context>) {
     // becomes an `InvalidSpec` placeholder instead of failing the list.
     let registries = dynamic_api(&client, ns, &ApiResource::erase::<BanterRegistry>(&()));
     let (reader, writer) = reflector::store();
-    let main = watcher(registries, watcher::Config::default().any_semantic())
-        .default_backoff()
-        // Managed fields are most of an object's size and never read.
-        .modify(|o| o.metadata.managed_fields = None)
-        .map_ok(decode::event)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, PredicateConfig::default());
+    let main = counted(
+        watcher(registries, watcher::Config::default().any_semantic()),
+        ctx.metrics.clone(),
+        "banterregistries".to_string(),
+    )
+    .default_backoff()
+    // Managed fields are most of an object's size and never read.
+    .modify(|o| o.metadata.managed_fields = None)
+    .map_ok(decode::event)
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(trigger_hash, PredicateConfig::default());
     let mut c = Controller::for_stream(main, reader).with_config(Config::default().concurrency(CONCURRENCY));
     for kind in ChildKind::ALL.into_iter().filter(|k| k.watched()) {
         c = c.watches_stream_with(child_events(&client, ns, kind, &ctx), owner_ref, kind.api_resource());

@@ -2,6 +2,7 @@
 //! banter-operator: reconciles `BanterRegistry` resources into a running,
 //! monitored pack registry.
 
+pub mod api_metrics;
 pub mod cache;
 pub mod children;
 pub mod cli;

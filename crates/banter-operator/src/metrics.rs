@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use banter_contract::exposition;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -35,10 +36,85 @@ pub struct ConditionLabels {
     pub status: String,
 }
 
+/// Labels of the child-apply counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    /// Child kind (Deployment, Service, …): a fixed set.
+    pub kind: String,
+    /// `applied` (written), `unchanged` (nothing to send) or `failed`.
+    pub result: String,
+}
+
+/// Labels of the Kubernetes API request counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    /// get, list, watch, create, update, patch, delete or other.
+    pub verb: String,
+    /// Resource plural of the operator's own kinds, `discovery`, or `other`.
+    pub resource: String,
+    /// HTTP status code, or `transport` when no response arrived.
+    pub code: String,
+}
+
+/// Labels naming one watched resource.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    /// Resource plural.
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// Condition types and statuses of `registries`, every pair present (at 0
+/// when no registry is in that state), so "how many are not Ready" is a
+/// number, never an empty result.
+const CONDITIONS: &[&str] = &["Ready", "StorageReady", "RegistryReady", "MonitoringReady"];
+const STATUSES: &[&str] = &["True", "False", "Unknown"];
+
+/// Results of `child_applies_total`.
+const APPLY_RESULTS: &[&str] = &["applied", "unchanged", "failed"];
+
+/// Reasons `reconcile_errors_total` can carry, created at zero so a rate
+/// and an alert see a series before the first failure.
+pub const ERROR_REASONS: &[&str] = &[
+    "Conflict",
+    "NotFound",
+    "Forbidden",
+    "Invalid",
+    "TooManyRequests",
+    "ServerError",
+    "ApiError",
+    "Transport",
+    "Finalizer",
+    "Serialization",
+    "MissingMetadata",
+    "CacheNotSynced",
+];
+
+/// Creates every condition/status pair of `registries` at 0.
+fn zero_conditions(family: &Family<ConditionLabels, Gauge>) {
+    for condition in CONDITIONS {
+        for status in STATUSES {
+            let _ = family.get_or_create(&ConditionLabels {
+                condition: (*condition).to_string(),
+                status: (*status).to_string(),
+            });
+        }
+    }
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
     reconciliations: Counter,
+    applies: Family<ApplyLabels, Counter>,
+    api_requests: Family<ApiLabels, Counter>,
+    api_errors: Family<ApiLabels, Counter>,
+    watch_restarts: Family<ResourceLabels, Counter>,
+    watch_errors: Family<ResourceLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     duration: Histogram,
     by_condition: Family<ConditionLabels, Gauge>,
@@ -56,6 +132,7 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         let by_condition = Family::<ConditionLabels, Gauge>::default();
+        zero_conditions(&by_condition);
         registry.register("reconciliations", "Reconciliations started", reconciliations.clone());
         registry.register("reconcile_errors", "Failed reconciliations by reason", errors.clone());
         registry.register(
@@ -74,8 +151,63 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease (or runs without leader election)",
             leader.clone(),
         );
+        let applies = Family::<ApplyLabels, Counter>::default();
+        registry.register(
+            "child_applies",
+            "Child objects the reconciler handled, by kind and result (applied, unchanged, failed)",
+            applies.clone(),
+        );
+        let api_requests = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "kube_api_requests",
+            "Requests to the Kubernetes API server by verb, resource and status code",
+            api_requests.clone(),
+        );
+        let api_errors = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "kube_api_errors",
+            "Kubernetes API requests that failed (status >= 400 or no response), by verb, resource and code",
+            api_errors.clone(),
+        );
+        let watch_restarts = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "watch_restarts",
+            "Watches that had to list again from scratch after their first list, by resource",
+            watch_restarts.clone(),
+        );
+        let watch_errors = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "watch_errors",
+            "Errors of a watch stream (it backs off and resumes), by resource",
+            watch_errors.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "Build information (always 1)", build);
+        for kind in crate::children::ChildKind::ALL {
+            for result in APPLY_RESULTS {
+                let _ = applies.get_or_create(&ApplyLabels {
+                    kind: kind.api_resource().kind,
+                    result: (*result).to_string(),
+                });
+            }
+        }
+        for reason in ERROR_REASONS {
+            let _ = errors.get_or_create(&ErrorLabels {
+                reason: (*reason).to_string(),
+            });
+        }
         Self {
             leader,
+            applies,
+            api_requests,
+            api_errors,
+            watch_restarts,
+            watch_errors,
             registry,
             reconciliations,
             errors,
@@ -126,6 +258,7 @@ impl Metrics {
             }
         }
         self.by_condition.clear();
+        zero_conditions(&self.by_condition);
         for (condition, status) in map.values().flatten() {
             self.by_condition
                 .get_or_create(&ConditionLabels {
@@ -134,6 +267,68 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts one child handled by a reconcile.
+    pub fn child_applied(&self, kind: &str, result: &str) {
+        self.applies
+            .get_or_create(&ApplyLabels {
+                kind: kind.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Children of `kind` counted so far with `result`.
+    pub fn child_applies(&self, kind: &str, result: &str) -> u64 {
+        self.applies
+            .get_or_create(&ApplyLabels {
+                kind: kind.to_string(),
+                result: result.to_string(),
+            })
+            .get()
+    }
+
+    /// Counts one request to the API server; `code` is `None` when no
+    /// response arrived.
+    pub fn kube_api_request(&self, verb: &'static str, resource: &'static str, code: Option<u16>) {
+        let labels = ApiLabels {
+            verb: verb.to_string(),
+            resource: resource.to_string(),
+            code: code.map_or_else(|| "transport".to_string(), |c| c.to_string()),
+        };
+        if code.is_none_or(|c| c >= 400) {
+            self.api_errors.get_or_create(&labels).inc();
+        }
+        self.api_requests.get_or_create(&labels).inc();
+    }
+
+    /// Counts a watch that listed again after its first list.
+    pub fn watch_restarted(&self, resource: &str) {
+        self.watch_restarts
+            .get_or_create(&ResourceLabels {
+                resource: resource.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts an error of a watch stream.
+    pub fn watch_failed(&self, resource: &str) {
+        self.watch_errors
+            .get_or_create(&ResourceLabels {
+                resource: resource.to_string(),
+            })
+            .inc();
+    }
+
+    /// Creates the per-resource watch series at zero, so they exist before
+    /// the first restart.
+    pub fn watching(&self, resource: &str) {
+        let labels = ResourceLabels {
+            resource: resource.to_string(),
+        };
+        let _ = self.watch_restarts.get_or_create(&labels);
+        let _ = self.watch_errors.get_or_create(&labels);
     }
 
     /// Records whether this replica leads (and so reconciles).
@@ -163,17 +358,17 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
-async fn metrics_handler(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+async fn metrics_handler(State(m): State<Arc<Metrics>>, headers: axum::http::HeaderMap) -> impl IntoResponse {
     match m.encode() {
-        Ok(text) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+        Ok(text) => {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (text, content_type) = if exposition::wants_openmetrics(accept) {
+                (text, exposition::OPENMETRICS)
+            } else {
+                (exposition::to_prometheus_text(&text), exposition::PROMETHEUS_TEXT)
+            };
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
+        }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

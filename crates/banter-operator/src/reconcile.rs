@@ -17,7 +17,7 @@ use crate::cache::ChildCache;
 use crate::children::{self, BuildInput, Child, ChildKind};
 use crate::conditions::reasons;
 use crate::decode::decode_error;
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, MonitoringApis};
 use crate::events::EventSink;
 use crate::labels;
 use crate::metrics::Metrics;
@@ -234,18 +234,18 @@ pub struct Observation {
     pub findings: Findings,
 }
 
-/// Kinds the caches hold in a cluster that does (not) serve ServiceMonitors.
-fn kinds(service_monitor_served: bool) -> Vec<ChildKind> {
+/// Kinds the caches hold in a cluster serving the monitoring kinds `served`.
+fn kinds(served: MonitoringApis) -> Vec<ChildKind> {
     ChildKind::ALL
         .into_iter()
-        .filter(|k| k.watched() && (service_monitor_served || *k != ChildKind::ServiceMonitor))
+        .filter(|k| k.watched() && served.serves(*k))
         .collect()
 }
 
 /// Stage 2: children from the caches; the auth Secret by name, remembered
 /// while it exists.
 async fn observe(ctx: &Context, v: &ValidatedRegistry<'_>) -> Result<Observation, Error> {
-    let served = ctx.discovery.service_monitor();
+    let served = ctx.discovery.monitoring();
     let children = ctx
         .cache
         .observe(&v.namespace, &v.name, &kinds(served), CACHE_WAIT)
@@ -259,7 +259,7 @@ async fn observe(ctx: &Context, v: &ValidatedRegistry<'_>) -> Result<Observation
     Ok(Observation {
         children,
         findings: Findings {
-            service_monitor_served: served,
+            monitoring: served,
             missing_auth_secret,
         },
     })
@@ -341,16 +341,21 @@ async fn apply_all(
     let mut failures = Vec::new();
     for child in desired {
         let key = (child.kind, child.name.clone());
+        let kind = child.kind.api_resource().kind;
         match apply_child(ctx, v, child, observed.get(&key)).await {
             Ok(Some(live)) => {
+                ctx.metrics.child_applied(&kind, "applied");
                 ctx.cache.remember(child.kind, &live);
                 after.insert(key, live);
             }
-            Ok(None) => {}
-            Err(error) => failures.push(Failure {
-                what: format!("{:?} {}", child.kind, child.name),
-                error,
-            }),
+            Ok(None) => ctx.metrics.child_applied(&kind, "unchanged"),
+            Err(error) => {
+                ctx.metrics.child_applied(&kind, "failed");
+                failures.push(Failure {
+                    what: format!("{:?} {}", child.kind, child.name),
+                    error,
+                });
+            }
         }
     }
     if let Err(f) = stamp_volumes(ctx, v, &mut after).await {
@@ -431,7 +436,7 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     // 3. build (pure)
     let token = (ctx.token)();
     let redis_password = (ctx.token)();
-    let mut input = BuildInput::new(reg, &ctx.settings, observation.findings.service_monitor_served, &token)?;
+    let mut input = BuildInput::new(reg, &ctx.settings, observation.findings.monitoring, &token)?;
     input.generated_redis_password = &redis_password;
     let desired = children::desired(&input)?;
     let endpoint = children::endpoint(&input);

@@ -41,8 +41,8 @@ fn rolled_out(deployment: Option<&Value>, replicas: i32) -> bool {
 /// What the reconciler found out besides the children themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
-    /// monitoring.coreos.com/v1 ServiceMonitor is served.
-    pub service_monitor_served: bool,
+    /// Which monitoring.coreos.com/v1 kinds are served.
+    pub monitoring: crate::discovery::MonitoringApis,
     /// The Secret named by `spec.auth.secretName`, when it does not exist.
     pub missing_auth_secret: Option<String>,
 }
@@ -57,7 +57,7 @@ pub fn compute(
     endpoint: String,
     now: &Time,
 ) -> BanterRegistryStatus {
-    let service_monitor_served = findings.service_monitor_served;
+    let served = findings.monitoring;
     let name = registry.metadata.name.clone().unwrap_or_default();
     let spec = &registry.spec;
     let previous = registry.status.clone().unwrap_or_default();
@@ -147,14 +147,21 @@ pub fn compute(
     };
 
     let mon = &spec.monitoring;
-    let monitoring = if mon.service_monitor.enabled && !service_monitor_served {
+    let monitoring = if mon.service_monitor.enabled && !served.service_monitor {
         ConditionUpdate::new(
             ConditionType::MonitoringReady,
             false,
             reasons::SERVICE_MONITOR_CRD_MISSING,
             "spec.monitoring.serviceMonitor.enabled is true but the monitoring.coreos.com/v1 ServiceMonitor CRD is not served; install the Prometheus Operator CRDs",
         )
-    } else if mon.service_monitor.enabled || mon.grafana_dashboard.enabled {
+    } else if mon.prometheus_rule.enabled && !served.prometheus_rule {
+        ConditionUpdate::new(
+            ConditionType::MonitoringReady,
+            false,
+            reasons::PROMETHEUS_RULE_CRD_MISSING,
+            "spec.monitoring.prometheusRule.enabled is true but the monitoring.coreos.com/v1 PrometheusRule CRD is not served; install the Prometheus Operator CRDs",
+        )
+    } else if mon.service_monitor.enabled || mon.grafana_dashboard.enabled || mon.prometheus_rule.enabled {
         ConditionUpdate::new(
             ConditionType::MonitoringReady,
             true,

@@ -3,6 +3,7 @@
 use banter_api::{AuthSpec, Backend, BanterRegistry, BanterRegistrySpec};
 use banter_operator::Settings;
 use banter_operator::children::{self, APPLIED_HASH_ANNOTATION, BuildInput, CONFIG_HASH_ANNOTATION, Child, ChildKind};
+use banter_operator::discovery::MonitoringApis;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
 use serde_json::Value;
@@ -18,7 +19,7 @@ fn registry(spec: BanterRegistrySpec) -> BanterRegistry {
 
 fn build(reg: &BanterRegistry, served: bool) -> Vec<Child> {
     let settings = Settings::default();
-    let mut input = BuildInput::new(reg, &settings, served, "tok-123").expect("input");
+    let mut input = BuildInput::new(reg, &settings, MonitoringApis::all(served), "tok-123").expect("input");
     input.generated_redis_password = "redis-pw-456";
     children::desired(&input).expect("builds")
 }
@@ -762,4 +763,69 @@ fn every_registry_gets_its_own_dashboard() {
     };
     assert_eq!(current(&c, "namespace"), serde_json::json!(["team-a"]));
     assert_eq!(current(&c, "job"), serde_json::json!(["other"]));
+}
+
+#[test]
+fn the_prometheus_rule_holds_the_registry_alerts_scoped_to_this_registry() {
+    let spec: BanterRegistrySpec = serde_json::from_value(serde_json::json!({
+        "monitoring": {"prometheusRule": {"enabled": true, "labels": {"release": "kube-prometheus-stack"}}}
+    }))
+    .expect("spec");
+    let reg = registry(spec);
+    // Not served: no object (MonitoringReady says why, see the status tests).
+    assert!(!build(&reg, false).iter().any(|c| c.kind == ChildKind::PrometheusRule));
+    let c = build(&reg, true);
+    let rule = &find(&c, ChildKind::PrometheusRule, "packs").object;
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(rule["metadata"]["namespace"], "banter");
+    assert_eq!(rule["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    assert_eq!(rule["metadata"]["labels"]["app.kubernetes.io/instance"], "packs");
+    assert_eq!(rule["metadata"]["ownerReferences"][0]["uid"], UID);
+
+    // The same alerts as the plain rules file, in the same order.
+    let source: Value =
+        serde_norway::from_str(&std::fs::read_to_string("../../alerts/banter-registry.rules.yml").expect("rules file"))
+            .expect("YAML");
+    let names = |groups: &Value| -> Vec<String> {
+        groups["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+            .map(|r| r["alert"].as_str().expect("alert").to_string())
+            .collect()
+    };
+    let alerts = names(&rule["spec"]);
+    assert_eq!(alerts, names(&source));
+    assert!(alerts.len() >= 7, "{alerts:?}");
+
+    // Every selector is this registry's: the scope is gone, and each metric
+    // selector names namespace and job (the ServiceMonitor's job is the Service).
+    let mut selectors = 0;
+    for r in rule["spec"]["groups"][0]["rules"].as_array().expect("rules") {
+        let expr = r["expr"].as_str().expect("expr");
+        assert!(!expr.contains(children::SCOPE), "{expr}");
+        for (i, _) in expr.match_indices('{') {
+            // A selector follows a metric name; `{name}` in a route value does not.
+            if !expr[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let sel = &expr[i..expr[i..].find('}').map_or(expr.len(), |j| i + j)];
+            selectors += 1;
+            assert!(sel.contains(r#"namespace="banter", job="packs""#), "{sel} in {expr}");
+        }
+        let runbook = r["annotations"]["runbook_url"].as_str().expect("runbook_url");
+        assert!(
+            runbook.ends_with(&format!("#{}", r["alert"].as_str().expect("alert").to_lowercase())),
+            "{runbook}"
+        );
+    }
+    assert!(selectors >= 10, "{selectors} selectors");
+    // Another registry gets its own scope.
+    let other = children::registry_rules("team-b", "overlays");
+    assert!(
+        serde_json::to_string(&other)
+            .expect("json")
+            .contains(r#"namespace=\"team-b\", job=\"overlays\""#)
+    );
 }

@@ -246,6 +246,13 @@ async fn metrics_and_health_endpoints() {
     m.set_conditions("banter/b", Some(vec![("Ready".into(), "False".into())]));
     m.set_conditions("banter/c", Some(vec![("Ready".into(), "True".into())]));
     m.set_conditions("banter/c", None);
+    m.child_applied("Deployment", "applied");
+    m.child_applied("Service", "unchanged");
+    m.kube_api_request("patch", "deployments", Some(200));
+    m.kube_api_request("get", "secrets", Some(404));
+    m.kube_api_request("list", "services", None);
+    m.watching("services");
+    m.watch_restarted("services");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = metrics::router(m.clone());
@@ -259,9 +266,31 @@ async fn metrics_and_health_endpoints() {
         "banter_operator_reconcile_duration_seconds_count 1",
         "banter_operator_registries{condition=\"Ready\",status=\"True\"} 1",
         "banter_operator_registries{condition=\"Ready\",status=\"False\"} 1",
+        // Known reasons exist at zero before their first failure.
+        "banter_operator_reconcile_errors_total{reason=\"ServerError\"} 0",
+        "banter_operator_child_applies_total{kind=\"Deployment\",result=\"applied\"} 1",
+        "banter_operator_child_applies_total{kind=\"Service\",result=\"unchanged\"} 1",
+        "banter_operator_kube_api_requests_total{verb=\"patch\",resource=\"deployments\",code=\"200\"} 1",
+        "banter_operator_kube_api_errors_total{verb=\"get\",resource=\"secrets\",code=\"404\"} 1",
+        "banter_operator_kube_api_errors_total{verb=\"list\",resource=\"services\",code=\"transport\"} 1",
+        "banter_operator_watch_restarts_total{resource=\"services\"} 1",
+        "banter_operator_watch_errors_total{resource=\"services\"} 0",
+        "banter_operator_leader 0",
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
+    assert!(
+        !text.contains("kube_api_errors_total{verb=\"patch\""),
+        "a 200 is not an error\n{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "banter_operator_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    promtool_check_metrics(text.split_once("\r\n\r\n").map_or(text.as_str(), |(_, body)| body));
     assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
     assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
     m.set_ready(true);
@@ -312,4 +341,30 @@ async fn the_leader_steps_down_when_a_renewal_hangs() {
     );
     drop(elector);
     sink.abort();
+}
+
+/// Lints the exposition with Prometheus's own `promtool check metrics`.
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write as _;
+    let bin = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = std::process::Command::new(&bin)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin} is not installed ({e}): run `make deps`"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -166,7 +166,9 @@ impl FakeServer {
                 200,
                 &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
                 "resources": [{"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true,
-                               "kind": "ServiceMonitor", "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]}),
+                               "kind": "ServiceMonitor", "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+                              {"name": "prometheusrules", "singularName": "prometheusrule", "namespaced": true,
+                               "kind": "PrometheusRule", "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]}),
             );
         }
         let Some((_, ns, _, name, sub)) = parse(&path) else {
@@ -418,7 +420,7 @@ async fn exercise() -> Vec<Seen> {
         s.store.insert(p, v);
     }
     let monitored = json!({"storage": {"backend": "sqlite", "retainOnDelete": false},
-        "monitoring": {"serviceMonitor": {"enabled": true}, "grafanaDashboard": {"enabled": true}}});
+        "monitoring": {"serviceMonitor": {"enabled": true}, "grafanaDashboard": {"enabled": true}, "prometheusRule": {"enabled": true}}});
     reconcile_once(&ctx, &server, registry(monitored.clone(), true)).await;
     reconcile_once(&ctx, &server, registry(monitored, true)).await;
 
@@ -548,6 +550,8 @@ async fn rbac_rules_are_exactly_what_the_controller_uses() {
         perm("banterpacks.io", "banterregistries", "watch"),
         perm("apps", "deployments", "watch"),
         perm("monitoring.coreos.com", "servicemonitors", "watch"),
+        perm("monitoring.coreos.com", "prometheusrules", "watch"),
+        perm("monitoring.coreos.com", "prometheusrules", "patch"),
         perm("banterpacks.io", "banterregistries", "patch"),
         perm("banterpacks.io", "banterregistries/status", "patch"),
         perm("", "secrets", "create"),

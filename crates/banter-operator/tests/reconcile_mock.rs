@@ -18,7 +18,7 @@ use banter_api::{BanterRegistry, BanterRegistrySpec, BanterRegistryStatus};
 use banter_operator::Settings;
 use banter_operator::children::{self, BuildInput, Child, ChildKind};
 use banter_operator::decode;
-use banter_operator::discovery::Discovery;
+use banter_operator::discovery::{Discovery, MonitoringApis};
 use banter_operator::events::{EventSink, RecordedEvent};
 use banter_operator::metrics::Metrics;
 use banter_operator::reconcile::{self, AUTH_RECHECK, Context, RESYNC};
@@ -411,7 +411,8 @@ fn registry(spec: Value) -> BanterRegistry {
 
 fn desired(reg: &BanterRegistry, served: bool) -> Vec<Child> {
     let settings = Settings::default();
-    children::desired(&BuildInput::new(reg, &settings, served, TOKEN).expect("input")).expect("desired")
+    children::desired(&BuildInput::new(reg, &settings, MonitoringApis::all(served), TOKEN).expect("input"))
+        .expect("desired")
 }
 
 fn child<'a>(children: &'a [Child], kind: ChildKind, name: &str) -> &'a Child {
@@ -438,9 +439,10 @@ fn steady(reg: &BanterRegistry, served: bool) -> Vec<Value> {
 /// an edit) when the cluster held `observed`: the input, not an expectation.
 fn with_status_of(mut reg: BanterRegistry, old: &BanterRegistry, observed: &[Value], served: bool) -> BanterRegistry {
     let settings = Settings::default();
-    let endpoint = children::endpoint(&BuildInput::new(old, &settings, served, TOKEN).expect("input"));
+    let endpoint =
+        children::endpoint(&BuildInput::new(old, &settings, MonitoringApis::all(served), TOKEN).expect("input"));
     let findings = status::Findings {
-        service_monitor_served: served,
+        monitoring: MonitoringApis::all(served),
         missing_auth_secret: None,
     };
     let mut st = status::compute(old, &observed_map(observed), &findings, endpoint, &now());
@@ -1194,6 +1196,43 @@ async fn service_monitor_crd_missing_is_a_condition_not_an_error() {
         ))],
     );
     // Success with the normal resync: no error, so no backoff loop.
+    assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::requeue(RESYNC));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn prometheus_rule_crd_missing_is_a_condition_not_an_error() {
+    let reg = registry(json!({"monitoring": {"prometheusRule": {"enabled": true}}}));
+    let children = desired(&reg, false);
+    assert!(children.iter().all(|c| c.kind != ChildKind::PrometheusRule));
+    let observed = steady(&reg, false);
+    let reg = with_status_of(reg, &registry(json!({})), &observed, false);
+    let h = Harness::new(
+        &observed,
+        false,
+        vec![status_apply(status_body(
+            2,
+            1,
+            1,
+            "sqlite",
+            &[
+                ("Ready", "True", "Available", "registry is serving"),
+                (
+                    "StorageReady",
+                    "True",
+                    "PersistentVolumeClaimBound",
+                    "SQLite volume is bound",
+                ),
+                ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+                (
+                    "MonitoringReady",
+                    "False",
+                    "PrometheusRuleCRDMissing",
+                    "spec.monitoring.prometheusRule.enabled is true but the monitoring.coreos.com/v1 PrometheusRule CRD is not served; install the Prometheus Operator CRDs",
+                ),
+            ],
+        ))],
+    );
     assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::requeue(RESYNC));
     h.finish().await;
 }

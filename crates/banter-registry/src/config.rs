@@ -201,6 +201,7 @@ impl StorageArgs {
                 })
                 .await
                 .map_err(|e| StorageError::Internal(e.to_string()))??;
+                metrics.set_backend(BackendKind::Sqlite.as_str());
                 Ok(Arc::new(Instrumented::new(storage, metrics)))
             }
             BackendKind::Redis => {
@@ -233,7 +234,9 @@ impl StorageArgs {
                     key_prefix: self.redis_key_prefix.clone(),
                     connect_timeout: self.redis_connect_timeout,
                     command_timeout: self.redis_command_timeout,
-                })?;
+                })?
+                .with_metrics(metrics.clone());
+                metrics.set_backend(BackendKind::Redis.as_str());
                 Ok(Arc::new(Instrumented::new(storage, metrics)))
             }
         }

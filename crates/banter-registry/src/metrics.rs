@@ -44,7 +44,35 @@ struct BackendLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
+    backend: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+}
+
+/// Storage operations (`operation` label), created at zero per backend so
+/// error rates have a series before the first error.
+pub const STORAGE_OPERATIONS: &[&str] = &[
+    "ping",
+    "publish",
+    "pack",
+    "blob",
+    "list",
+    "set_tag",
+    "set_yanked",
+    "stats",
+];
+
+/// Error codes a rejected pack can carry (`validation_failures_total{code}`),
+/// created at zero so rates and alerts have a series before the first one.
+pub const VALIDATION_CODES: &[&str] = &["JSON_MALFORMED", "DUPLICATE_KEY", "PACK_INVALID", "PACK_TOO_LARGE"];
 
 fn latency_histogram() -> Histogram {
     // 100µs .. ~6.5s: covers a cached read on loopback up to a stuck backend.
@@ -58,13 +86,29 @@ struct Inner {
     storage_duration: Family<StorageLabels, Histogram, fn() -> Histogram>,
     storage_errors: Family<StorageLabels, Counter>,
     publishes: Family<ResultLabels, Counter>,
-    validation_failures: Counter,
+    validation_failures: Family<CodeLabels, Counter>,
+    in_flight: Gauge,
+    yanks: Family<ActionLabels, Counter>,
+    tag_moves: Counter,
+    redis_connected: Gauge,
+    redis_connects: Family<ResultLabels, Counter>,
+    redis_connection_errors: Counter,
+    build: Family<BuildLabels, Gauge>,
     not_modified: Counter,
     token_reloads: Family<ResultLabels, Counter>,
     storage_up: Family<BackendLabels, Gauge>,
     packs: Gauge,
     versions: Gauge,
     bytes: Gauge,
+}
+
+/// Decrements the in-flight gauge when the request is done (or dropped).
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Handle to the registry's metrics; cheap to clone.
@@ -90,17 +134,33 @@ impl Metrics {
         );
         let storage_errors = Family::<StorageLabels, Counter>::default();
         let publishes = Family::<ResultLabels, Counter>::default();
-        let validation_failures = Counter::default();
+        for result in ["created", "identical", "conflict"] {
+            let _ = publishes.get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            });
+        }
+        let validation_failures = Family::<CodeLabels, Counter>::default();
+        for code in VALIDATION_CODES {
+            let _ = validation_failures.get_or_create(&CodeLabels {
+                code: (*code).to_owned(),
+            });
+        }
+        let in_flight = Gauge::default();
+        let yanks = Family::<ActionLabels, Counter>::default();
+        for action in ["yank", "unyank"] {
+            let _ = yanks.get_or_create(&ActionLabels {
+                action: action.to_owned(),
+            });
+        }
+        let tag_moves = Counter::default();
+        let redis_connected = Gauge::default();
+        let redis_connects = Family::<ResultLabels, Counter>::default();
+        let redis_connection_errors = Counter::default();
         let not_modified = Counter::default();
         let token_reloads = Family::<ResultLabels, Counter>::default();
         let storage_up = Family::<BackendLabels, Gauge>::default();
         let (packs, versions, bytes) = (Gauge::default(), Gauge::default(), Gauge::default());
         let build = Family::<BuildLabels, Gauge>::default();
-        build
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-            })
-            .set(1);
 
         let r = &mut registry;
         r.register(
@@ -130,8 +190,34 @@ impl Metrics {
         );
         r.register(
             "banter_registry_validation_failures",
-            "Publishes rejected as malformed or invalid packs",
+            "Publishes rejected as malformed, oversized or invalid packs, by error code",
             validation_failures.clone(),
+        );
+        r.register(
+            "banter_registry_http_requests_in_flight",
+            "HTTP requests being served",
+            in_flight.clone(),
+        );
+        r.register(
+            "banter_registry_yanks",
+            "Versions yanked or un-yanked, by action",
+            yanks.clone(),
+        );
+        r.register("banter_registry_tag_moves", "Tags set or moved", tag_moves.clone());
+        r.register(
+            "banter_registry_redis_connected",
+            "Redis backend: 1 while the last command reached Redis, 0 after one failed on the connection",
+            redis_connected.clone(),
+        );
+        r.register(
+            "banter_registry_redis_connects",
+            "Redis backend: new connections dialled (at first use and after a broken one was dropped), by result",
+            redis_connects.clone(),
+        );
+        r.register(
+            "banter_registry_redis_connection_errors",
+            "Redis backend: commands that failed on a lost, refused or timed-out connection (it is re-dialled)",
+            redis_connection_errors.clone(),
         );
         r.register(
             "banter_registry_not_modified",
@@ -151,7 +237,11 @@ impl Metrics {
         r.register("banter_registry_packs", "Packs stored", packs.clone());
         r.register("banter_registry_versions", "Versions stored", versions.clone());
         r.register("banter_registry_bytes", "Bytes of pack content stored", bytes.clone());
-        r.register("banter_registry_build_info", "Build information (always 1)", build);
+        r.register(
+            "banter_registry_build_info",
+            "Build information and storage backend (always 1)",
+            build.clone(),
+        );
 
         Self(Arc::new(Inner {
             registry,
@@ -161,6 +251,13 @@ impl Metrics {
             storage_errors,
             publishes,
             validation_failures,
+            in_flight,
+            yanks,
+            tag_moves,
+            redis_connected,
+            redis_connects,
+            redis_connection_errors,
+            build,
             not_modified,
             token_reloads,
             storage_up,
@@ -222,9 +319,76 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a rejected pack.
-    pub fn validation_failure(&self) {
-        self.0.validation_failures.inc();
+    /// Counts a rejected pack by its error code.
+    pub fn validation_failure(&self, code: &'static str) {
+        self.0
+            .validation_failures
+            .get_or_create(&CodeLabels { code: code.to_owned() })
+            .inc();
+    }
+
+    /// Sets `build_info` for the backend this process serves, and creates
+    /// its storage error series at zero.
+    pub fn set_backend(&self, backend: &str) {
+        for operation in STORAGE_OPERATIONS {
+            let _ = self.0.storage_errors.get_or_create(&StorageLabels {
+                backend: backend.to_owned(),
+                operation: (*operation).to_owned(),
+            });
+        }
+        self.0.build.clear();
+        self.0
+            .build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                backend: backend.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// Marks one request as being served until the guard drops.
+    pub fn in_flight(&self) -> InFlight {
+        self.0.in_flight.inc();
+        InFlight(self.0.in_flight.clone())
+    }
+
+    /// Counts a yank (`true`) or un-yank.
+    pub fn yank(&self, yanked: bool) {
+        let action = if yanked { "yank" } else { "unyank" };
+        self.0
+            .yanks
+            .get_or_create(&ActionLabels {
+                action: action.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a tag set or moved.
+    pub fn tag_moved(&self) {
+        self.0.tag_moves.inc();
+    }
+
+    /// Redis backend: records whether the last command reached Redis.
+    pub fn set_redis_connected(&self, connected: bool) {
+        self.0.redis_connected.set(i64::from(connected));
+    }
+
+    /// Redis backend: counts a dial of a new connection.
+    pub fn redis_connect(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.0
+            .redis_connects
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.set_redis_connected(ok);
+    }
+
+    /// Redis backend: counts a command failed on the connection.
+    pub fn redis_connection_error(&self) {
+        self.0.redis_connection_errors.inc();
+        self.set_redis_connected(false);
     }
 
     /// Counts a reload of the token file (`ok` or `error`).

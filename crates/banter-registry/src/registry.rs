@@ -172,7 +172,12 @@ impl Registry {
             }
         }
         if let Err(e) = validate_pack(&bytes, &self.limits, Some((name.as_str(), version))) {
-            self.metrics.validation_failure();
+            self.metrics.validation_failure(match &e {
+                PackError::TooLarge { .. } => "PACK_TOO_LARGE",
+                PackError::Malformed(_) => "JSON_MALFORMED",
+                PackError::Invalid(_) => "PACK_INVALID",
+                PackError::DuplicateKey(_) => "DUPLICATE_KEY",
+            });
             return Err(match e {
                 PackError::TooLarge { size, limit } => RegistryError::TooLarge { size, limit },
                 PackError::Malformed(m) => RegistryError::Malformed(m),
@@ -323,6 +328,7 @@ impl Registry {
             .set_tag(&name, tag.as_str(), &exact)
             .await
             .map_err(|e| self.not_found_as(e, &name, version))?;
+        self.metrics.tag_moved();
         Ok(exact)
     }
 
@@ -334,6 +340,7 @@ impl Registry {
             .set_yanked(&name, &exact, yanked)
             .await
             .map_err(|e| self.not_found_as(e, &name, version))?;
+        self.metrics.yank(yanked);
         Ok(exact)
     }
 

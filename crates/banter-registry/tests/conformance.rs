@@ -557,13 +557,16 @@ mod cases {
             "banter_registry_http_request_duration_seconds_bucket{le=".to_owned(),
             format!("banter_registry_storage_operation_duration_seconds_count{{backend=\"{backend}\",operation=\"publish\"}}"),
             "banter_registry_publishes_total{result=\"created\"} 1".to_owned(),
-            "banter_registry_validation_failures_total 1".to_owned(),
+            "banter_registry_validation_failures_total{code=\"JSON_MALFORMED\"} 1".to_owned(),
+            "banter_registry_validation_failures_total{code=\"PACK_INVALID\"} 0".to_owned(),
+            "banter_registry_http_requests_in_flight 1".to_owned(),
             format!("banter_registry_storage_up{{backend=\"{backend}\"}} 1"),
             "banter_registry_bytes ".to_owned(),
-            "banter_registry_build_info{version=".to_owned(),
+            format!("banter_registry_build_info{{version=\"{}\",backend=\"{backend}\"}} 1", env!("CARGO_PKG_VERSION")),
         ] {
             assert!(text.contains(&needle), "metrics lack {needle}\n{text}");
         }
+        promtool_check_metrics(&text);
         // Unknown routes are counted under one label, not by raw path.
         s.get("/no/such/path/123").await;
         let text = s.get("/metrics").await.text().await.unwrap();

@@ -35,7 +35,16 @@ fn render(spec: Value) -> Pod {
     reg.metadata.namespace = Some("banter".into());
     reg.metadata.uid = Some("uid-1".into());
     let settings = Settings::default();
-    let desired = children::desired(&BuildInput::new(&reg, &settings, false, TOKEN).unwrap()).unwrap();
+    let desired = children::desired(
+        &BuildInput::new(
+            &reg,
+            &settings,
+            banter_operator::discovery::MonitoringApis::all(false),
+            TOKEN,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     let object = |kind: ChildKind, name: &str| {
         desired
             .iter()

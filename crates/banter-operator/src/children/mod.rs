@@ -6,6 +6,7 @@ mod dashboard;
 mod deployment;
 mod network_policy;
 mod pdb;
+mod prometheus_rule;
 mod pvc;
 mod redis;
 mod secret;
@@ -26,12 +27,14 @@ pub use dashboard::dashboard_configmap;
 pub use deployment::deployment;
 pub use network_policy::{redis_network_policy, registry_network_policy};
 pub use pdb::pdb;
+pub use prometheus_rule::{SCOPE, prometheus_rule, registry_rules};
 pub use pvc::sqlite_pvc;
 pub use redis::{redis_service, redis_statefulset, redis_url};
 pub use secret::{TOKEN_KEY, redis_auth_secret_name, redis_password_secret, token_secret, token_secret_name};
 pub use service::{endpoint, service};
 pub use service_monitor::service_monitor;
 
+use crate::discovery::MonitoringApis;
 use crate::labels::{self, Component};
 use crate::{Error, Settings};
 
@@ -62,11 +65,13 @@ pub enum ChildKind {
     NetworkPolicy,
     /// monitoring.coreos.com/v1 ServiceMonitor.
     ServiceMonitor,
+    /// monitoring.coreos.com/v1 PrometheusRule.
+    PrometheusRule,
 }
 
 impl ChildKind {
     /// Every kind, in apply order.
-    pub const ALL: [ChildKind; 9] = [
+    pub const ALL: [ChildKind; 10] = [
         Self::ConfigMap,
         Self::Secret,
         Self::PersistentVolumeClaim,
@@ -76,6 +81,7 @@ impl ChildKind {
         Self::PodDisruptionBudget,
         Self::NetworkPolicy,
         Self::ServiceMonitor,
+        Self::PrometheusRule,
     ];
 
     /// Whether the controller watches (and caches) this kind. Secrets are
@@ -97,6 +103,7 @@ impl ChildKind {
             Self::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
             Self::NetworkPolicy => ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
             Self::ServiceMonitor => ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
+            Self::PrometheusRule => ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules"),
         };
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
     }
@@ -176,8 +183,8 @@ pub struct BuildInput<'a> {
     pub registry: &'a BanterRegistry,
     /// Operator settings (default images).
     pub settings: &'a Settings,
-    /// Whether monitoring.coreos.com/v1 ServiceMonitor is served.
-    pub service_monitor_served: bool,
+    /// Which monitoring.coreos.com/v1 kinds are served.
+    pub monitoring: MonitoringApis,
     /// Token written into the generated Secret when it is first created.
     pub generated_token: &'a str,
     /// Password written into the generated Redis auth Secret when it is
@@ -195,14 +202,14 @@ impl<'a> BuildInput<'a> {
     pub fn new(
         registry: &'a BanterRegistry,
         settings: &'a Settings,
-        service_monitor_served: bool,
+        monitoring: MonitoringApis,
         generated_token: &'a str,
     ) -> Result<Self, Error> {
         let meta = &registry.metadata;
         Ok(Self {
             registry,
             settings,
-            service_monitor_served,
+            monitoring,
             generated_token,
             generated_redis_password: generated_token,
             name: meta.name.as_deref().ok_or(Error::MissingMetadata("metadata.name"))?,
@@ -313,7 +320,15 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     if spec.storage.backend == Backend::Redis && spec.network_policy.enabled {
         out.push(Child::new(ChildKind::NetworkPolicy, &redis_network_policy(input))?);
     }
-    if spec.monitoring.service_monitor.enabled && input.service_monitor_served {
+    if spec.monitoring.prometheus_rule.enabled && input.monitoring.prometheus_rule {
+        out.push(Child::with_hash(
+            ChildKind::PrometheusRule,
+            labels::names::registry(input.name()),
+            prometheus_rule(input),
+            false,
+        ));
+    }
+    if spec.monitoring.service_monitor.enabled && input.monitoring.service_monitor {
         let sm = service_monitor(input);
         out.push(Child::with_hash(
             ChildKind::ServiceMonitor,

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use banter_contract::exposition;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
@@ -59,8 +60,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "meta",
-    responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format (which Prometheus scrapes natively)", content_type = "application/openmetrics-text")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+    responses((status = 200, description = "Prometheus metrics: OpenMetrics when the Accept header asks for it (Prometheus does), else the Prometheus text format 0.0.4", content((String = "text/plain"), (String = "application/openmetrics-text")))))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // A few scrapers at once (Prometheus HA pairs); more wait for none of it.
     static SCRAPES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
     let Ok(_permit) = SCRAPES.try_acquire() else {
@@ -77,11 +78,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let _ = tokio::time::timeout(Duration::from_secs(1), state.registry.stats()).await;
     match state.registry.metrics().encode() {
         Ok(text) => {
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (text, content_type) = if exposition::wants_openmetrics(accept) {
+                (text, exposition::OPENMETRICS)
+            } else {
+                (exposition::to_prometheus_text(&text), exposition::PROMETHEUS_TEXT)
+            };
             let mut r = text.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-            );
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             r
         }
         Err(_) => ApiError::new(

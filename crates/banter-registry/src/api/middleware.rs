@@ -23,7 +23,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = method_label(req.method()).to_owned();
     let start = Instant::now();
+    let in_flight = state.registry.metrics().in_flight();
     let resp = next.run(req).await;
+    drop(in_flight);
     state
         .registry
         .metrics()

@@ -124,9 +124,9 @@ pub async fn publish(
     require_json(&headers, PACK_MEDIA_TYPES)?;
     let bytes = read_body(&headers, body, state.registry.limits().max_pack_bytes, "PACK_TOO_LARGE")
         .await
-        .inspect_err(|_| state.registry.metrics().validation_failure())?;
+        .inspect_err(|e| state.registry.metrics().validation_failure(e.code()))?;
     if bytes.is_empty() {
-        state.registry.metrics().validation_failure();
+        state.registry.metrics().validation_failure("JSON_MALFORMED");
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "JSON_MALFORMED",

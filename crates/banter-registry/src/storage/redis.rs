@@ -30,6 +30,7 @@ use super::{
     BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
     sort_versions,
 };
+use crate::metrics::Metrics;
 
 /// Stores the version unless its key is taken; returns the existing record if it is.
 const PUBLISH: &str = r"
@@ -95,6 +96,7 @@ pub struct RedisStorage {
     publish: Arc<redis::Script>,
     set_tag: Arc<redis::Script>,
     set_yanked: Arc<redis::Script>,
+    metrics: Option<Metrics>,
 }
 
 impl RedisStorage {
@@ -128,7 +130,14 @@ impl RedisStorage {
             publish: Arc::new(redis::Script::new(PUBLISH)),
             set_tag: Arc::new(redis::Script::new(SET_TAG)),
             set_yanked: Arc::new(redis::Script::new(SET_YANKED)),
+            metrics: None,
         })
+    }
+
+    /// Reports connection state and dials to `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn key(&self, suffix: &str) -> String {
@@ -157,8 +166,12 @@ impl RedisStorage {
         let fut = self.client.get_connection_manager_with_config(config);
         let conn = tokio::time::timeout(self.opts.connect_timeout + self.opts.command_timeout, fut)
             .await
-            .map_err(|_| StorageError::Unavailable("timed out connecting to Redis".into()))?
-            .map_err(classify)?;
+            .map_err(|_| StorageError::Unavailable("timed out connecting to Redis".into()))
+            .and_then(|r| r.map_err(classify));
+        if let Some(m) = &self.metrics {
+            m.redis_connect(conn.is_ok());
+        }
+        let conn = conn?;
         *guard = Some(conn.clone());
         Ok(conn)
     }
@@ -166,7 +179,7 @@ impl RedisStorage {
     /// Runs one Redis interaction under the command deadline.
     async fn run<T>(&self, f: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>) -> StorageResult<T> {
         let mut conn = self.connection().await?;
-        match tokio::time::timeout(self.opts.command_timeout, f(&mut conn)).await {
+        let result = match tokio::time::timeout(self.opts.command_timeout, f(&mut conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if needs_new_connection(&e) {
@@ -181,7 +194,15 @@ impl RedisStorage {
                 "Redis did not answer within {} ms",
                 self.opts.command_timeout.as_millis()
             ))),
+        };
+        if let Some(m) = &self.metrics {
+            match &result {
+                Err(StorageError::Unavailable(_)) => m.redis_connection_error(),
+                // Any answer (a script error, a full Redis) came over a live connection.
+                _ => m.set_redis_connected(true),
+            }
         }
+        result
     }
 }
 

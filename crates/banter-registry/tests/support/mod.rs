@@ -541,3 +541,25 @@ pub fn redis_command(port: u16, args: &[&str]) -> String {
     BufReader::new(s).read_line(&mut line).unwrap();
     line
 }
+
+/// Lints a `/metrics` exposition with Prometheus's own `promtool check metrics`
+/// (naming, types, units, help text).
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write as _;
+    let bin = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = std::process::Command::new(&bin)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin} is not installed ({e}): run `make deps`"));
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
