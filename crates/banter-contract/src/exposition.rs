@@ -12,6 +12,16 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
 }
 
+/// The body and content type to answer a scrape with, given its `Accept`
+/// header and the OpenMetrics exposition.
+pub fn negotiate(accept: Option<&str>, openmetrics: String) -> (String, &'static str) {
+    if wants_openmetrics(accept) {
+        (openmetrics, OPENMETRICS)
+    } else {
+        (to_prometheus_text(&openmetrics), PROMETHEUS_TEXT)
+    }
+}
+
 /// The classic text format of an OpenMetrics exposition: counter families
 /// are named with their `_total` suffix in `# HELP`/`# TYPE`, `unknown`
 /// becomes `untyped`, and the `# UNIT` and `# EOF` lines go.

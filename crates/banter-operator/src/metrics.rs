@@ -362,11 +362,7 @@ async fn metrics_handler(State(m): State<Arc<Metrics>>, headers: axum::http::Hea
     match m.encode() {
         Ok(text) => {
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-            let (text, content_type) = if exposition::wants_openmetrics(accept) {
-                (text, exposition::OPENMETRICS)
-            } else {
-                (exposition::to_prometheus_text(&text), exposition::PROMETHEUS_TEXT)
-            };
+            let (text, content_type) = exposition::negotiate(accept, text);
             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response()
         }
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

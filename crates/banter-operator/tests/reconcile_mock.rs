@@ -1161,11 +1161,13 @@ async fn redis_claim_volumes_are_stamped_once_and_never_pruned() {
     h.finish().await;
 }
 
-#[tokio::test]
-async fn service_monitor_crd_missing_is_a_condition_not_an_error() {
-    let reg = registry(json!({"monitoring": {"serviceMonitor": {"enabled": true}}}));
+/// A monitoring kind requested on a cluster that does not serve its CRD:
+/// no object, `MonitoringReady=False` with `reason`, and the normal resync
+/// (no error, so no backoff loop).
+async fn crd_missing_is_a_condition_not_an_error(monitoring: Value, kind: ChildKind, reason: &str, message: &str) {
+    let reg = registry(json!({ "monitoring": monitoring }));
     let children = desired(&reg, false);
-    assert!(children.iter().all(|c| c.kind != ChildKind::ServiceMonitor));
+    assert!(children.iter().all(|c| c.kind != kind));
     let observed = steady(&reg, false);
     // Its status from before monitoring was requested.
     let reg = with_status_of(reg, &registry(json!({})), &observed, false);
@@ -1186,55 +1188,34 @@ async fn service_monitor_crd_missing_is_a_condition_not_an_error() {
                     "SQLite volume is bound",
                 ),
                 ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
-                (
-                    "MonitoringReady",
-                    "False",
-                    "ServiceMonitorCRDMissing",
-                    "spec.monitoring.serviceMonitor.enabled is true but the monitoring.coreos.com/v1 ServiceMonitor CRD is not served; install the Prometheus Operator CRDs",
-                ),
+                ("MonitoringReady", "False", reason, message),
             ],
         ))],
     );
-    // Success with the normal resync: no error, so no backoff loop.
     assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::requeue(RESYNC));
     h.finish().await;
 }
 
 #[tokio::test]
+async fn service_monitor_crd_missing_is_a_condition_not_an_error() {
+    crd_missing_is_a_condition_not_an_error(
+        json!({"serviceMonitor": {"enabled": true}}),
+        ChildKind::ServiceMonitor,
+        "ServiceMonitorCRDMissing",
+        "spec.monitoring.serviceMonitor.enabled is true but the monitoring.coreos.com/v1 ServiceMonitor CRD is not served; install the Prometheus Operator CRDs",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn prometheus_rule_crd_missing_is_a_condition_not_an_error() {
-    let reg = registry(json!({"monitoring": {"prometheusRule": {"enabled": true}}}));
-    let children = desired(&reg, false);
-    assert!(children.iter().all(|c| c.kind != ChildKind::PrometheusRule));
-    let observed = steady(&reg, false);
-    let reg = with_status_of(reg, &registry(json!({})), &observed, false);
-    let h = Harness::new(
-        &observed,
-        false,
-        vec![status_apply(status_body(
-            2,
-            1,
-            1,
-            "sqlite",
-            &[
-                ("Ready", "True", "Available", "registry is serving"),
-                (
-                    "StorageReady",
-                    "True",
-                    "PersistentVolumeClaimBound",
-                    "SQLite volume is bound",
-                ),
-                ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
-                (
-                    "MonitoringReady",
-                    "False",
-                    "PrometheusRuleCRDMissing",
-                    "spec.monitoring.prometheusRule.enabled is true but the monitoring.coreos.com/v1 PrometheusRule CRD is not served; install the Prometheus Operator CRDs",
-                ),
-            ],
-        ))],
-    );
-    assert_eq!(h.reconcile(&reg).await.expect("not an error"), Action::requeue(RESYNC));
-    h.finish().await;
+    crd_missing_is_a_condition_not_an_error(
+        json!({"prometheusRule": {"enabled": true}}),
+        ChildKind::PrometheusRule,
+        "PrometheusRuleCRDMissing",
+        "spec.monitoring.prometheusRule.enabled is true but the monitoring.coreos.com/v1 PrometheusRule CRD is not served; install the Prometheus Operator CRDs",
+    )
+    .await;
 }
 
 #[tokio::test]

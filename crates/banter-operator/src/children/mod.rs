@@ -247,6 +247,18 @@ impl<'a> BuildInput<'a> {
         }
     }
 
+    /// [`Self::meta`] plus user `extra` labels, which never replace the
+    /// operator's own (its selectors rely on them).
+    pub fn meta_with_labels(&self, name: String, component: Component, extra: &BTreeMap<String, String>) -> ObjectMeta {
+        let mut meta = self.meta(name, component);
+        if let Some(l) = meta.labels.as_mut() {
+            for (k, v) in extra {
+                l.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        meta
+    }
+
     /// The controller owner reference pointing at the registry.
     pub fn owner_reference(&self) -> OwnerReference {
         OwnerReference {

@@ -26,12 +26,7 @@ pub fn registry_rules(namespace: &str, name: &str) -> serde_json::Value {
 /// PrometheusRule holding the registry alerts for this registry only.
 pub fn prometheus_rule(input: &BuildInput<'_>) -> serde_json::Value {
     let spec = &input.registry.spec.monitoring.prometheus_rule;
-    let mut meta = input.meta(names::registry(input.name()), Component::Registry);
-    if let Some(l) = meta.labels.as_mut() {
-        for (k, v) in &spec.labels {
-            l.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
+    let meta = input.meta_with_labels(names::registry(input.name()), Component::Registry, &spec.labels);
     json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",

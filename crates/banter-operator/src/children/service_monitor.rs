@@ -8,12 +8,7 @@ use crate::labels::{self, Component, names};
 /// ServiceMonitor scraping the registry Service's `http` port at `/metrics`.
 pub fn service_monitor(input: &BuildInput<'_>) -> serde_json::Value {
     let sm = &input.registry.spec.monitoring.service_monitor;
-    let mut meta = input.meta(names::registry(input.name()), Component::Registry);
-    if let Some(l) = meta.labels.as_mut() {
-        for (k, v) in &sm.labels {
-            l.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
+    let meta = input.meta_with_labels(names::registry(input.name()), Component::Registry, &sm.labels);
     json!({
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",

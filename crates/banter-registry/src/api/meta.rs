@@ -79,11 +79,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     match state.registry.metrics().encode() {
         Ok(text) => {
             let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-            let (text, content_type) = if exposition::wants_openmetrics(accept) {
-                (text, exposition::OPENMETRICS)
-            } else {
-                (exposition::to_prometheus_text(&text), exposition::PROMETHEUS_TEXT)
-            };
+            let (text, content_type) = exposition::negotiate(accept, text);
             let mut r = text.into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
