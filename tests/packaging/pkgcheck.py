@@ -29,6 +29,7 @@ import copy
 import difflib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -105,7 +106,8 @@ BAD_VALUES: dict[str, tuple[list[str], str]] = {
 }
 
 # Kinds that are custom resources: not in the Kubernetes OpenAPI schemas.
-CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+CUSTOM_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule"),
+                ("gateway.networking.k8s.io/v1", "HTTPRoute")}
 
 
 class Failed(Exception):
@@ -440,6 +442,29 @@ def validate_service_monitor(d: dict[str, Any], where: str) -> None:
         raise Failed(f"{where}: ServiceMonitor without endpoints[].port or selector.matchLabels: {d}")
 
 
+def validate_http_route(d: dict[str, Any], where: str) -> None:
+    """No OpenAPI schema for HTTPRoute here: check the fields we use
+    against the Gateway API v1 rules (parentRefs, hostnames, rules)."""
+    spec = d.get("spec", {})
+    parents = spec.get("parentRefs", [])
+    if not parents or not all(isinstance(p.get("name"), str) and p["name"] for p in parents):
+        raise Failed(f"{where}: HTTPRoute without parentRefs[].name: {d}")
+    host = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    if len(spec.get("hostnames", [])) > 16 or not all(host.match(h) for h in spec.get("hostnames", [])):
+        raise Failed(f"{where}: HTTPRoute hostnames invalid: {spec.get('hostnames')}")
+    rules = spec.get("rules", [])
+    if not rules or len(rules) > 16:
+        raise Failed(f"{where}: HTTPRoute needs 1 to 16 rules: {rules}")
+    for r in rules:
+        for m in r.get("matches", []):
+            p = m.get("path", {})
+            if p.get("type") != "PathPrefix" or not str(p.get("value", "")).startswith("/"):
+                raise Failed(f"{where}: HTTPRoute path match invalid: {m}")
+        for b in r.get("backendRefs", []):
+            if not b.get("name") or not isinstance(b.get("port"), int) or not 1 <= b["port"] <= 65535:
+                raise Failed(f"{where}: HTTPRoute backendRef needs a name and a port: {b}")
+
+
 def cmd_chart() -> None:
     validator_selftest()
     print(f"kubernetes-validate self-test (rejects unknown fields and wrong types for k8s "
@@ -659,18 +684,44 @@ def cmd_examples() -> None:
         for r in rendered:
             if (r["apiVersion"], r["kind"]) == ("monitoring.coreos.com/v1", "ServiceMonitor"):
                 validate_service_monitor(r, f.name)
+            if (r["apiVersion"], r["kind"]) == ("gateway.networking.k8s.io/v1", "HTTPRoute"):
+                validate_http_route(r, f.name)
         n = validate_k8s(builtin, f"render {f.name}")
         print(f"{f.relative_to(ROOT)}: valid against the CRD schema; renders {len(rendered)} objects "
               f"({', '.join(kinds_of(rendered))}), {n} validations: ok")
 
 
+RESERVED_POD_LABELS = {f"app.kubernetes.io/{k}" for k in ("name", "instance", "component", "managed-by", "part-of")}
+
+
 def check_cel(d: dict[str, Any], where: str) -> None:
-    """The one CEL rule that constrains a single object (JSON Schema cannot
-    express it): SQLite with more than one replica. Defaults as in the CRD."""
+    """The CEL rules that constrain a single object (JSON Schema cannot
+    express them), restated; defaults as in the CRD. The rules themselves
+    are tested with the CEL interpreter in crates/banter-api/tests/schema.rs."""
     spec = d.get("spec", {})
-    backend = spec.get("storage", {}).get("backend", "sqlite")
+    storage = spec.get("storage", {})
+    backend = storage.get("backend", "sqlite")
+    redis = storage.get("redis", {})
+    service = spec.get("service", {})
+    autoscaling = spec.get("autoscaling")
+    problems = []
     if backend == "sqlite" and spec.get("replicas", 1) > 1:
-        raise Failed(f"{where}: sqlite with replicas > 1 is rejected by the CRD rule")
+        problems.append("sqlite with replicas > 1")
+    if backend == "sqlite" and autoscaling and autoscaling.get("enabled", True):
+        problems.append("autoscaling with sqlite")
+    if autoscaling and autoscaling.get("minReplicas", 2) > autoscaling["maxReplicas"]:
+        problems.append("autoscaling.minReplicas > maxReplicas")
+    if "external" in redis and ("auth" in redis or "tls" in redis):
+        problems.append("redis.external with redis.auth or redis.tls")
+    if service.get("loadBalancerSourceRanges") and service.get("type", "ClusterIP") != "LoadBalancer":
+        problems.append("loadBalancerSourceRanges without type LoadBalancer")
+    if "externalTrafficPolicy" in service and service.get("type", "ClusterIP") == "ClusterIP":
+        problems.append("externalTrafficPolicy with type ClusterIP")
+    for at, labels in (("spec", spec.get("podLabels", {})), ("spec.storage.redis", redis.get("podLabels", {}))):
+        if RESERVED_POD_LABELS & set(labels):
+            problems.append(f"{at}.podLabels sets a reserved label")
+    if problems:
+        raise Failed(f"{where}: rejected by the CRD's CEL rules: {', '.join(problems)}")
 
 
 # -------------------------------------------------------------------- PSS

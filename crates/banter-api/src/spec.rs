@@ -8,6 +8,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::exposure::{AutoscalingSpec, GatewaySpec, IngressSpec};
+use crate::placement::PodPlacement;
 use crate::status::BanterRegistryStatus;
 
 /// A pack registry for banter packs, reconciled by banter-operator into a
@@ -58,7 +60,11 @@ use crate::status::BanterRegistryStatus;
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = kube::core::Rule::new("self.storage.backend != 'sqlite' || self.replicas <= 1").message(crate::SQLITE_REPLICAS_MESSAGE).reason(kube::core::Reason::FieldValueInvalid).field_path(".replicas"))]
+#[x_kube(
+    validation = kube::core::Rule::new("self.storage.backend != 'sqlite' || self.replicas <= 1").message(crate::SQLITE_REPLICAS_MESSAGE).reason(kube::core::Reason::FieldValueInvalid).field_path(".replicas"),
+    validation = kube::core::Rule::new("self.storage.backend != 'sqlite' || !has(self.autoscaling) || !self.autoscaling.enabled").message(crate::SQLITE_AUTOSCALING_MESSAGE).reason(kube::core::Reason::FieldValueForbidden).field_path(".autoscaling"),
+    validation = PodPlacement::pod_labels_rule()
+)]
 #[serde(rename_all = "camelCase")]
 pub struct BanterRegistrySpec {
     /// Number of registry pods. The sqlite backend supports exactly 1; use
@@ -98,6 +104,22 @@ pub struct BanterRegistrySpec {
     /// NetworkPolicies fencing the registry's Redis.
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+
+    /// Scheduling and metadata of the registry pods.
+    #[serde(flatten)]
+    pub placement: PodPlacement,
+
+    /// An Ingress routing external traffic to the registry Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+
+    /// A Gateway API HTTPRoute attaching the registry Service to Gateways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewaySpec>,
+
+    /// A HorizontalPodAutoscaler for the registry pods (redis backend only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
 }
 
 fn default_replicas() -> i32 {
@@ -116,12 +138,20 @@ impl Default for BanterRegistrySpec {
             auth: None,
             monitoring: MonitoringSpec::default(),
             network_policy: NetworkPolicySpec::default(),
+            placement: PodPlacement::default(),
+            ingress: None,
+            gateway: None,
+            autoscaling: None,
         }
     }
 }
 
 /// The Service in front of the registry pods.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.loadBalancerSourceRanges) || size(self.loadBalancerSourceRanges) == 0 || self.type == 'LoadBalancer'").message("spec.service.loadBalancerSourceRanges needs type LoadBalancer").reason(kube::core::Reason::FieldValueForbidden),
+    validation = kube::core::Rule::new("!has(self.externalTrafficPolicy) || self.type != 'ClusterIP'").message("spec.service.externalTrafficPolicy needs type NodePort or LoadBalancer").reason(kube::core::Reason::FieldValueForbidden)
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     /// Kubernetes Service type.
@@ -132,6 +162,26 @@ pub struct ServiceSpec {
     #[serde(default = "default_service_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
+
+    /// Annotations on the Service (cloud load balancer settings such as an
+    /// internal scheme or a certificate).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// Extra labels on the Service; the operator's own cannot be replaced.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Client CIDRs a LoadBalancer admits (type LoadBalancer only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(pattern(CIDR_PATTERN)))]
+    #[schemars(length(max = 64))]
+    pub load_balancer_source_ranges: Vec<String>,
+
+    /// `Local` keeps the client source address and skips the second hop,
+    /// `Cluster` spreads evenly (type NodePort or LoadBalancer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_traffic_policy: Option<TrafficPolicy>,
 }
 
 impl Default for ServiceSpec {
@@ -139,6 +189,33 @@ impl Default for ServiceSpec {
         Self {
             type_: ServiceType::default(),
             port: default_service_port(),
+            annotations: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            load_balancer_source_ranges: Vec::new(),
+            external_traffic_policy: None,
+        }
+    }
+}
+
+/// An IPv4 or IPv6 CIDR such as `203.0.113.0/24` or `2001:db8::/32`.
+pub const CIDR_PATTERN: &str = r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])|[0-9a-fA-F:]*:[0-9a-fA-F:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$";
+
+/// `Service.spec.externalTrafficPolicy`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum TrafficPolicy {
+    /// Any node forwards to any pod (client source address lost).
+    Cluster,
+    /// Only nodes running a registry pod receive traffic; the client source
+    /// address is kept.
+    Local,
+}
+
+impl TrafficPolicy {
+    /// The spelling Kubernetes uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cluster => "Cluster",
+            Self::Local => "Local",
         }
     }
 }
@@ -177,7 +254,7 @@ impl ServiceType {
 /// fields are immutable (switching backend is allowed).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[x_kube(
-    validation = kube::core::Rule::new("self.backend != 'redis' || oldSelf.backend != 'redis' || (self.redis.size == oldSelf.redis.size && (has(self.redis.storageClassName) ? self.redis.storageClassName : '') == (has(oldSelf.redis.storageClassName) ? oldSelf.redis.storageClassName : ''))").message("spec.storage.redis.size and storageClassName cannot change while the backend stays redis (the StatefulSet volume claim template is immutable)").reason(kube::core::Reason::FieldValueForbidden),
+    validation = kube::core::Rule::new("self.backend != 'redis' || oldSelf.backend != 'redis' || has(self.redis.external) || has(oldSelf.redis.external) || (self.redis.size == oldSelf.redis.size && (has(self.redis.storageClassName) ? self.redis.storageClassName : '') == (has(oldSelf.redis.storageClassName) ? oldSelf.redis.storageClassName : ''))").message("spec.storage.redis.size and storageClassName cannot change while the backend stays redis (the StatefulSet volume claim template is immutable)").reason(kube::core::Reason::FieldValueForbidden),
     validation = kube::core::Rule::new("self.backend != 'sqlite' || oldSelf.backend != 'sqlite' || (has(self.sqlite.storageClassName) ? self.sqlite.storageClassName : '') == (has(oldSelf.sqlite.storageClassName) ? oldSelf.sqlite.storageClassName : '')").message("spec.storage.sqlite.storageClassName cannot change while the backend stays sqlite (a PVC's storage class is immutable)").reason(kube::core::Reason::FieldValueForbidden)
 )]
 #[serde(rename_all = "camelCase")]
@@ -289,8 +366,13 @@ fn size_or_default<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Quantity, D
     Ok(Option::<Quantity>::deserialize(d)?.unwrap_or_else(default_size))
 }
 
-/// Settings of the redis backend.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// Settings of the redis backend: an operator-managed Redis StatefulSet,
+/// or an existing Redis given by `external`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.external) || (!has(self.auth) && !has(self.tls))").message(crate::EXTERNAL_REDIS_MESSAGE).reason(kube::core::Reason::FieldValueForbidden),
+    validation = PodPlacement::pod_labels_rule()
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
     /// Size of the Redis data volume.
@@ -324,6 +406,81 @@ pub struct RedisSpec {
     /// TLS between the registry and Redis: Redis then serves TLS only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<RedisTlsSpec>,
+
+    /// Scheduling and metadata of the operator-managed Redis pod.
+    #[serde(flatten)]
+    pub placement: PodPlacement,
+
+    /// An existing Redis (a managed service, or one run by another team):
+    /// the operator runs no Redis, so the fields describing one (size,
+    /// storageClassName, image, persistence, resources, placement) are
+    /// ignored, and `auth` and `tls` are refused (use
+    /// `external.passwordSecretRef` and `external.tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRedisSpec>,
+}
+
+/// An existing Redis the registry connects to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRedisSpec {
+    /// Host name or IP address of the Redis server.
+    #[schemars(length(min = 1, max = 253), pattern(REDIS_HOST_PATTERN))]
+    pub host: String,
+
+    /// Port of the Redis server.
+    #[serde(default = "default_redis_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// Redis logical database number.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1023))]
+    pub database: i32,
+
+    /// Connect with TLS (`rediss://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ExternalRedisTlsSpec>,
+
+    /// The Secret key holding the Redis password; absent: no password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+
+    /// Prefix of every key the registry writes, so several registries can
+    /// share one Redis; absent: `banter:<registry name>:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128), pattern(r"^[!-~]+$"))]
+    pub key_prefix: Option<String>,
+}
+
+/// A DNS name, IPv4 address or bracket-free IPv6 address.
+pub const REDIS_HOST_PATTERN: &str = r"^([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\.?|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$";
+
+fn default_redis_port() -> i32 {
+    6379
+}
+
+/// TLS to an external Redis.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRedisTlsSpec {
+    /// The Secret key holding the PEM CA bundle that signed the server's
+    /// certificate; absent: the public roots built into the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+}
+
+/// One key of a Secret in the registry's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Key within the Secret.
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
 }
 
 /// TLS for the operator-managed Redis.
@@ -348,6 +505,8 @@ impl Default for RedisSpec {
             resources: None,
             auth: None,
             tls: None,
+            placement: PodPlacement::default(),
+            external: None,
         }
     }
 }
@@ -538,13 +697,56 @@ impl BanterRegistrySpec {
     /// Controller-side check of what the CEL rule also rejects, for API
     /// servers that do not evaluate CEL and for `render`.
     pub fn validate(&self) -> Result<(), String> {
-        if self.storage.backend == Backend::Sqlite && self.replicas > 1 {
+        let sqlite = self.storage.backend == Backend::Sqlite;
+        if sqlite && self.replicas > 1 {
             return Err(crate::SQLITE_REPLICAS_MESSAGE.to_string());
         }
         if self.replicas < 0 {
             return Err("spec.replicas must not be negative".to_string());
         }
+        if let Some(a) = self.autoscaling.as_ref().filter(|a| a.enabled) {
+            if sqlite {
+                return Err(crate::SQLITE_AUTOSCALING_MESSAGE.to_string());
+            }
+            if a.min_replicas > a.max_replicas {
+                return Err("spec.autoscaling.minReplicas must not exceed maxReplicas".to_string());
+            }
+            // Utilization is a share of the request: without one the
+            // autoscaler cannot compute it and never scales.
+            let requested = |resource: &str| {
+                self.resources
+                    .as_ref()
+                    .is_none_or(|r| r.requests.as_ref().is_some_and(|q| q.contains_key(resource)))
+            };
+            if !requested("cpu") {
+                return Err(
+                    "spec.autoscaling targets CPU utilization, so spec.resources.requests.cpu must be set".into(),
+                );
+            }
+            if a.target_memory_utilization_percentage.is_some() && !requested("memory") {
+                return Err(
+                    "spec.autoscaling.targetMemoryUtilizationPercentage needs spec.resources.requests.memory".into(),
+                );
+            }
+        }
+        let redis = &self.storage.redis;
+        if redis.external.is_some() && (redis.auth.is_some() || redis.tls.is_some()) {
+            return Err(crate::EXTERNAL_REDIS_MESSAGE.to_string());
+        }
+        if !self.service.load_balancer_source_ranges.is_empty() && self.service.type_ != ServiceType::LoadBalancer {
+            return Err("spec.service.loadBalancerSourceRanges needs type LoadBalancer".into());
+        }
+        if self.service.external_traffic_policy.is_some() && self.service.type_ == ServiceType::ClusterIP {
+            return Err("spec.service.externalTrafficPolicy needs type NodePort or LoadBalancer".into());
+        }
+        self.placement.validate("spec")?;
+        redis.placement.validate("spec.storage.redis")?;
         Ok(())
+    }
+
+    /// Whether a HorizontalPodAutoscaler owns the registry's replica count.
+    pub fn autoscaled(&self) -> bool {
+        AutoscalingSpec::active(self.autoscaling.as_ref())
     }
 }
 

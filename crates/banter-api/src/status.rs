@@ -14,8 +14,9 @@ pub struct BanterRegistryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Standard conditions: `Ready`, `StorageReady`, `RegistryReady` and
-    /// `MonitoringReady`, each with a machine-readable reason and a message.
+    /// Standard conditions: `Ready`, `StorageReady`, `RegistryReady`,
+    /// `MonitoringReady` and `ExposureReady`, each with a machine-readable
+    /// reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -33,6 +34,11 @@ pub struct BanterRegistryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
 
+    /// External URL of the registry: from `spec.ingress` or `spec.gateway`
+    /// when one names a host, else the address a LoadBalancer Service got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+
     /// Storage backend currently deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<Backend>,
@@ -49,15 +55,18 @@ pub enum ConditionType {
     RegistryReady,
     /// ServiceMonitor and dashboard are in place, or not requested.
     MonitoringReady,
+    /// Ingress and HTTPRoute are in place, or not requested.
+    ExposureReady,
 }
 
 impl ConditionType {
     /// Every condition type, in the order the operator writes them.
-    pub const ALL: [ConditionType; 4] = [
+    pub const ALL: [ConditionType; 5] = [
         Self::Ready,
         Self::StorageReady,
         Self::RegistryReady,
         Self::MonitoringReady,
+        Self::ExposureReady,
     ];
 
     /// The `type` string of the condition.
@@ -67,6 +76,7 @@ impl ConditionType {
             Self::StorageReady => "StorageReady",
             Self::RegistryReady => "RegistryReady",
             Self::MonitoringReady => "MonitoringReady",
+            Self::ExposureReady => "ExposureReady",
         }
     }
 }

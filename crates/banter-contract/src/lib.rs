@@ -27,9 +27,14 @@ pub mod env {
     pub const REDIS_CA_FILE: &str = "BANTER_REGISTRY_REDIS_CA_FILE";
     /// Log format: `text` or `json`.
     pub const LOG_FORMAT: &str = "BANTER_REGISTRY_LOG_FORMAT";
+    /// After SIGTERM, how long in-flight requests may take (a duration such as `25s`).
+    pub const SHUTDOWN_TIMEOUT: &str = "BANTER_REGISTRY_SHUTDOWN_TIMEOUT";
+    /// After SIGTERM, how long the registry keeps accepting while readiness
+    /// already fails, before it stops listening.
+    pub const SHUTDOWN_DELAY: &str = "BANTER_REGISTRY_SHUTDOWN_DELAY";
 
     /// Every variable the operator sets (the registry must accept each).
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         LISTEN,
         BACKEND,
         SQLITE_PATH,
@@ -39,6 +44,7 @@ pub mod env {
         REDIS_CA_FILE,
         TOKEN_FILE,
         LOG_FORMAT,
+        SHUTDOWN_TIMEOUT,
     ];
 }
 
@@ -48,6 +54,8 @@ pub mod container {
     pub const COMMAND: &str = "banter-registry";
     /// Subcommand that runs the server.
     pub const SERVE: &str = "serve";
+    /// Subcommand that waits for a duration (the preStop hook: the image has no shell).
+    pub const SLEEP: &str = "sleep";
     /// Port the server listens on.
     pub const PORT: u16 = 8080;
     /// Name of that port (probes and Services refer to it).

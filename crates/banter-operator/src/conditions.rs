@@ -40,6 +40,12 @@ pub mod reasons {
     pub const SERVICE_MONITOR_CRD_MISSING: &str = "ServiceMonitorCRDMissing";
     /// A PrometheusRule was requested but monitoring.coreos.com/v1 does not serve it.
     pub const PROMETHEUS_RULE_CRD_MISSING: &str = "PrometheusRuleCRDMissing";
+    /// An HTTPRoute was requested but gateway.networking.k8s.io/v1 does not serve it.
+    pub const HTTP_ROUTE_CRD_MISSING: &str = "HTTPRouteCRDMissing";
+    /// The external Redis answers the registry pods' readiness checks.
+    pub const EXTERNAL_REDIS_REACHABLE: &str = "ExternalRedisReachable";
+    /// No registry pod reports the external Redis reachable.
+    pub const EXTERNAL_REDIS_UNREACHABLE: &str = "ExternalRedisUnreachable";
 }
 
 /// The new state of one condition.

@@ -236,7 +236,7 @@ fn child_events(
             })
             .touched_objects()
     };
-    if matches!(kind, ChildKind::ServiceMonitor | ChildKind::PrometheusRule) {
+    if kind.optional() {
         // Maybe not served yet: start watching when discovery sees the CRD.
         futures::stream::once(async move {
             discovery.appears(kind).await;

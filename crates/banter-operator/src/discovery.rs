@@ -12,21 +12,24 @@ use crate::children::ChildKind;
 /// How often discovery is refreshed, so a CRD installed later is picked up.
 pub const REFRESH: Duration = Duration::from_secs(60);
 
-/// Which Prometheus Operator kinds of `monitoring.coreos.com/v1` are served.
+/// Which optional kinds (custom resources of other projects) are served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MonitoringApis {
-    /// ServiceMonitor.
+pub struct OptionalApis {
+    /// Prometheus Operator `monitoring.coreos.com/v1` ServiceMonitor.
     pub service_monitor: bool,
-    /// PrometheusRule.
+    /// Prometheus Operator `monitoring.coreos.com/v1` PrometheusRule.
     pub prometheus_rule: bool,
+    /// Gateway API `gateway.networking.k8s.io/v1` HTTPRoute.
+    pub http_route: bool,
 }
 
-impl MonitoringApis {
-    /// Both served (`true`) or neither: they come in one CRD bundle.
+impl OptionalApis {
+    /// Every optional kind served (`true`) or none.
     pub fn all(served: bool) -> Self {
         Self {
             service_monitor: served,
             prometheus_rule: served,
+            http_route: served,
         }
     }
 
@@ -35,6 +38,7 @@ impl MonitoringApis {
         match kind {
             ChildKind::ServiceMonitor => self.service_monitor,
             ChildKind::PrometheusRule => self.prometheus_rule,
+            ChildKind::HttpRoute => self.http_route,
             _ => true,
         }
     }
@@ -42,30 +46,30 @@ impl MonitoringApis {
 
 /// Cached discovery of the optional CRDs the operator uses.
 pub struct Discovery {
-    served: watch::Sender<MonitoringApis>,
+    served: watch::Sender<OptionalApis>,
 }
 
 impl Discovery {
-    /// Discovery with a known answer for both monitoring kinds (tests, `render`).
+    /// Discovery with a known answer for every optional kind (tests, `render`).
     pub fn fixed(served: bool) -> Self {
-        Self::with(MonitoringApis::all(served))
+        Self::with(OptionalApis::all(served))
     }
 
     /// Discovery with a known answer.
-    pub fn with(apis: MonitoringApis) -> Self {
+    pub fn with(apis: OptionalApis) -> Self {
         Self {
             served: watch::Sender::new(apis),
         }
     }
 
-    /// The monitoring kinds served, as last seen.
-    pub fn monitoring(&self) -> MonitoringApis {
+    /// The optional kinds served, as last seen.
+    pub fn apis(&self) -> OptionalApis {
         *self.served.borrow()
     }
 
     /// Whether `monitoring.coreos.com/v1` ServiceMonitor is served, as last seen.
     pub fn service_monitor(&self) -> bool {
-        self.monitoring().service_monitor
+        self.apis().service_monitor
     }
 
     /// Resolves once `kind` is served (at once if it is).
@@ -84,7 +88,7 @@ impl Discovery {
 
     /// Asks the API server once and records the answer.
     pub async fn refresh(&self, client: &Client) -> Result<(), Error> {
-        let served = monitoring_served(client).await?;
+        let served = optional_served(client).await?;
         self.served.send_if_modified(|old| {
             let changed = *old != served;
             *old = served;
@@ -104,21 +108,29 @@ impl Discovery {
     }
 }
 
-/// Which kinds `monitoring.coreos.com/v1` serves (one discovery GET).
-pub async fn monitoring_served(client: &Client) -> Result<MonitoringApis, Error> {
-    match client.list_api_group_resources("monitoring.coreos.com/v1").await {
-        Ok(list) => Ok(MonitoringApis {
-            service_monitor: list.resources.iter().any(|r| r.name == "servicemonitors"),
-            prometheus_rule: list.resources.iter().any(|r| r.name == "prometheusrules"),
-        }),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(MonitoringApis::default()),
+/// Which optional kinds are served (one discovery GET per API group).
+pub async fn optional_served(client: &Client) -> Result<OptionalApis, Error> {
+    let monitoring = group_resources(client, "monitoring.coreos.com/v1").await?;
+    let gateway = group_resources(client, "gateway.networking.k8s.io/v1").await?;
+    Ok(OptionalApis {
+        service_monitor: monitoring.iter().any(|r| r == "servicemonitors"),
+        prometheus_rule: monitoring.iter().any(|r| r == "prometheusrules"),
+        http_route: gateway.iter().any(|r| r == "httproutes"),
+    })
+}
+
+/// The resource names `group_version` serves; none when it is not served.
+async fn group_resources(client: &Client, group_version: &str) -> Result<Vec<String>, Error> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => Ok(list.resources.into_iter().map(|r| r.name).collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Whether `monitoring.coreos.com/v1` serves ServiceMonitors (one discovery GET).
 pub async fn service_monitor_served(client: &Client) -> Result<bool, Error> {
-    Ok(monitoring_served(client).await?.service_monitor)
+    Ok(optional_served(client).await?.service_monitor)
 }
 
 #[cfg(test)]
@@ -127,9 +139,9 @@ mod tests {
 
     #[tokio::test]
     async fn appearance_wakes_waiters() {
-        let d = std::sync::Arc::new(Discovery::with(MonitoringApis {
+        let d = std::sync::Arc::new(Discovery::with(OptionalApis {
             service_monitor: true,
-            prometheus_rule: false,
+            ..OptionalApis::default()
         }));
         let waiter = {
             let d = d.clone();
@@ -137,11 +149,11 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        d.served.send_replace(MonitoringApis::all(true));
+        d.served.send_replace(OptionalApis::all(true));
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .expect("woken")
             .expect("task");
-        assert!(d.monitoring().prometheus_rule);
+        assert!(d.apis().prometheus_rule);
     }
 }

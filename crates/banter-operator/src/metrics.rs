@@ -71,7 +71,13 @@ struct BuildLabels {
 /// Condition types and statuses of `registries`, every pair present (at 0
 /// when no registry is in that state), so "how many are not Ready" is a
 /// number, never an empty result.
-const CONDITIONS: &[&str] = &["Ready", "StorageReady", "RegistryReady", "MonitoringReady"];
+const CONDITIONS: &[&str] = &[
+    "Ready",
+    "StorageReady",
+    "RegistryReady",
+    "MonitoringReady",
+    "ExposureReady",
+];
 const STATUSES: &[&str] = &["True", "False", "Unknown"];
 
 /// Results of `child_applies_total`.

@@ -17,11 +17,11 @@ use crate::cache::ChildCache;
 use crate::children::{self, BuildInput, Child, ChildKind};
 use crate::conditions::reasons;
 use crate::decode::decode_error;
-use crate::discovery::{Discovery, MonitoringApis};
+use crate::discovery::{Discovery, OptionalApis};
 use crate::events::EventSink;
 use crate::labels;
 use crate::metrics::Metrics;
-use crate::settings::{FIELD_MANAGER, FINALIZER};
+use crate::settings::{FIELD_MANAGER, FINALIZER, REPLICAS_HANDOFF_MANAGER};
 use crate::status::{self, Findings, Observed};
 use crate::{Error, Settings};
 
@@ -234,8 +234,8 @@ pub struct Observation {
     pub findings: Findings,
 }
 
-/// Kinds the caches hold in a cluster serving the monitoring kinds `served`.
-fn kinds(served: MonitoringApis) -> Vec<ChildKind> {
+/// Kinds the caches hold in a cluster serving the optional kinds `served`.
+fn kinds(served: OptionalApis) -> Vec<ChildKind> {
     ChildKind::ALL
         .into_iter()
         .filter(|k| k.watched() && served.serves(*k))
@@ -245,7 +245,7 @@ fn kinds(served: MonitoringApis) -> Vec<ChildKind> {
 /// Stage 2: children from the caches; the auth Secret by name, remembered
 /// while it exists.
 async fn observe(ctx: &Context, v: &ValidatedRegistry<'_>) -> Result<Observation, Error> {
-    let served = ctx.discovery.monitoring();
+    let served = ctx.discovery.apis();
     let children = ctx
         .cache
         .observe(&v.namespace, &v.name, &kinds(served), CACHE_WAIT)
@@ -259,25 +259,26 @@ async fn observe(ctx: &Context, v: &ValidatedRegistry<'_>) -> Result<Observation
     Ok(Observation {
         children,
         findings: Findings {
-            monitoring: served,
+            apis: served,
             missing_auth_secret,
         },
     })
 }
 
 /// Whether a labelled PVC that is not a desired child may be deleted: only
-/// a data volume of the other backend, only without retainOnDelete, and only
-/// one this very registry stamped. The backend is read from the
+/// a data volume of a backend no longer run here (`local`: the backend whose
+/// data the operator keeps; none with an external Redis), only without
+/// retainOnDelete, and only one this very registry stamped. The backend is read from the
 /// `banterpacks.io/data` label because the StatefulSet controller overwrites
 /// claim labels with its selector's.
-fn prunable_volume(obj: &Value, backend: Backend, retain: bool, uid: &str) -> bool {
+fn prunable_volume(obj: &Value, local: Option<Backend>, retain: bool, uid: &str) -> bool {
     let label = |key: &str| {
         obj.pointer("/metadata/labels")
             .and_then(|l| l.get(key))
             .and_then(Value::as_str)
     };
     match label(labels::DATA_LABEL) {
-        Some(b) if b == backend.as_str() => false,
+        Some(b) if local.is_some_and(|l| l.as_str() == b) => false,
         Some(_) => !retain && stamped_by(obj, uid),
         // Not recognisably ours: never delete data.
         None => false,
@@ -436,16 +437,19 @@ async fn apply(reg: &BanterRegistry, ctx: &Context) -> Result<Action, Error> {
     // 3. build (pure)
     let token = (ctx.token)();
     let redis_password = (ctx.token)();
-    let mut input = BuildInput::new(reg, &ctx.settings, observation.findings.monitoring, &token)?;
+    let mut input = BuildInput::new(reg, &ctx.settings, observation.findings.apis, &token)?;
     input.generated_redis_password = &redis_password;
     let desired = children::desired(&input)?;
-    let endpoint = children::endpoint(&input);
+    let urls = status::Urls {
+        endpoint: children::endpoint(&input),
+        external: children::external_url(&input, observation.findings.apis.http_route),
+    };
 
     // 4. apply and prune
     let (after, failures) = apply_all(ctx, &v, &desired, &observation.children).await;
 
     // 5. status, from the children as they are now
-    let computed = status::compute(reg, &after, &observation.findings, endpoint, &now);
+    let computed = status::compute(reg, &after, &observation.findings, urls, &now);
     if failures.is_empty() {
         status::write_if_changed(&api, reg, &computed).await?;
         record_conditions(ctx, reg, &computed);
@@ -555,6 +559,14 @@ async fn apply_child(
         if !crate::drift::needs_apply(&child.object, observed) {
             return Ok(None);
         }
+        if child.kind == ChildKind::Deployment && v.registry.spec.autoscaled() {
+            let live = observed
+                .and_then(|o| o.pointer("/spec/replicas"))
+                .and_then(Value::as_i64);
+            if let Some(replicas) = live {
+                hand_replicas_over(&api, &child.name, replicas).await?;
+            }
+        }
         let applied = api
             .patch(
                 &child.name,
@@ -580,6 +592,27 @@ async fn apply_child(
     }
 }
 
+/// Makes a second field manager co-own the Deployment's current
+/// `spec.replicas` before an apply that leaves the field out (autoscaling
+/// on): server-side apply deletes a field its only owner stops applying,
+/// which would reset the Deployment to one replica until the autoscaler
+/// acts again. The autoscaler's next change takes the field over.
+async fn hand_replicas_over(api: &Api<DynamicObject>, name: &str, replicas: i64) -> Result<(), Error> {
+    let patch = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(REPLICAS_HANDOFF_MANAGER),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Deletes what carries this registry's labels but is no longer desired.
 /// Never deletes token Secrets; data volumes only when retainOnDelete is
 /// false and this registry stamped them.
@@ -593,7 +626,11 @@ async fn prune(ctx: &Context, v: &ValidatedRegistry<'_>, desired: &[Child], afte
                 && match kind {
                     ChildKind::Secret => false,
                     ChildKind::PersistentVolumeClaim => {
-                        prunable_volume(obj, spec.storage.backend, spec.storage.retain_on_delete, &v.uid)
+                        let local = match spec.storage.backend {
+                            Backend::Redis if spec.storage.redis.external.is_some() => None,
+                            b => Some(b),
+                        };
+                        prunable_volume(obj, local, spec.storage.retain_on_delete, &v.uid)
                     }
                     _ => true,
                 }

@@ -3,7 +3,7 @@
 use banter_api::BanterRegistry;
 
 use crate::children::{self, BuildInput};
-use crate::discovery::MonitoringApis;
+use crate::discovery::OptionalApis;
 use crate::{Error, Settings};
 
 /// Token shown in place of the generated one: the real token is created
@@ -39,7 +39,7 @@ pub fn render(yaml: &str, settings: &Settings) -> Result<String, RenderError> {
     if meta.uid.is_none() {
         meta.uid = Some(RENDER_UID_PLACEHOLDER.into());
     }
-    let input = BuildInput::new(&registry, settings, MonitoringApis::all(true), RENDER_TOKEN_PLACEHOLDER)?;
+    let input = BuildInput::new(&registry, settings, OptionalApis::all(true), RENDER_TOKEN_PLACEHOLDER)?;
     let mut out = String::new();
     for child in children::desired(&input)? {
         out.push_str("---\n");

@@ -2,6 +2,9 @@
 
 /// Field manager used for every server-side apply the operator sends.
 pub const FIELD_MANAGER: &str = "banter-operator";
+/// Field manager that co-owns a Deployment's `spec.replicas` while it is
+/// handed to an autoscaler (see `reconcile::hand_replicas_over`).
+pub const REPLICAS_HANDOFF_MANAGER: &str = "banter-operator-replicas-handoff";
 /// Finalizer the operator puts on every `BanterRegistry`.
 pub const FINALIZER: &str = "banterpacks.io/cleanup";
 /// Default Redis image.

@@ -41,8 +41,8 @@ fn rolled_out(deployment: Option<&Value>, replicas: i32) -> bool {
 /// What the reconciler found out besides the children themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
-    /// Which monitoring.coreos.com/v1 kinds are served.
-    pub monitoring: crate::discovery::MonitoringApis,
+    /// Which optional kinds (monitoring, Gateway API) are served.
+    pub apis: crate::discovery::OptionalApis,
     /// The Secret named by `spec.auth.secretName`, when it does not exist.
     pub missing_auth_secret: Option<String>,
 }
@@ -54,13 +54,16 @@ pub fn compute(
     registry: &BanterRegistry,
     observed: &Observed,
     findings: &Findings,
-    endpoint: String,
+    urls: Urls,
     now: &Time,
 ) -> BanterRegistryStatus {
-    let served = findings.monitoring;
+    let served = findings.apis;
     let name = registry.metadata.name.clone().unwrap_or_default();
     let spec = &registry.spec;
     let previous = registry.status.clone().unwrap_or_default();
+    let deployment = observed.get(&(ChildKind::Deployment, names::registry(&name)));
+    let ready_replicas = int_at(deployment, "/status/readyReplicas");
+    let ready_replicas = i32::try_from(ready_replicas).unwrap_or(i32::MAX);
 
     let storage = match spec.storage.backend {
         Backend::Sqlite => {
@@ -85,6 +88,34 @@ pub fn compute(
                 )
             }
         }
+        Backend::Redis if spec.storage.redis.external.is_some() => {
+            // The registry's readiness probe checks its backend: a ready pod
+            // is one that reached the external Redis.
+            let target = spec
+                .storage
+                .redis
+                .external
+                .as_ref()
+                .map(|e| format!("{}:{}", e.host, e.port))
+                .unwrap_or_default();
+            if ready_replicas >= 1 {
+                ConditionUpdate::new(
+                    ConditionType::StorageReady,
+                    true,
+                    reasons::EXTERNAL_REDIS_REACHABLE,
+                    format!("{ready_replicas} registry pods reach the external Redis {target}"),
+                )
+            } else {
+                ConditionUpdate::new(
+                    ConditionType::StorageReady,
+                    false,
+                    reasons::EXTERNAL_REDIS_UNREACHABLE,
+                    format!(
+                        "no registry pod reports the external Redis {target} reachable yet (their readiness checks it)"
+                    ),
+                )
+            }
+        }
         Backend::Redis => {
             let sts = observed.get(&(ChildKind::StatefulSet, names::redis(&name)));
             if int_at(sts, "/status/readyReplicas") >= 1 {
@@ -105,9 +136,19 @@ pub fn compute(
         }
     };
 
-    let deployment = observed.get(&(ChildKind::Deployment, names::registry(&name)));
-    let ready_replicas = int_at(deployment, "/status/readyReplicas");
-    let ready_replicas = i32::try_from(ready_replicas).unwrap_or(i32::MAX);
+    // With an autoscaler: as many as it currently wants, and enough once
+    // its minimum is ready (a scale-up in progress is not an outage).
+    let (desired, enough) = match spec.autoscaling.as_ref().filter(|a| a.enabled) {
+        Some(a) => {
+            let wanted = deployment
+                .and_then(|d| d.pointer("/spec/replicas"))
+                .and_then(Value::as_i64)
+                .and_then(|r| i32::try_from(r).ok())
+                .unwrap_or(a.min_replicas);
+            (wanted, a.min_replicas.min(wanted))
+        }
+        None => (spec.replicas, spec.replicas),
+    };
     let registry_cond = if let Some(secret) = &findings.missing_auth_secret {
         ConditionUpdate::new(
             ConditionType::RegistryReady,
@@ -117,7 +158,7 @@ pub fn compute(
                 "Secret {secret} named by spec.auth.secretName does not exist; create it with the publish tokens under key `tokens`"
             ),
         )
-    } else if ready_replicas >= spec.replicas && !rolled_out(deployment, spec.replicas) {
+    } else if ready_replicas >= enough && !rolled_out(deployment, desired) {
         // Old pods can stay ready while new ones crash-loop: not ready until
         // the Deployment has observed the change and replaced every pod.
         ConditionUpdate::new(
@@ -127,22 +168,22 @@ pub fn compute(
             format!(
                 "{}/{} replicas run the current configuration",
                 int_at(deployment, "/status/updatedReplicas"),
-                spec.replicas
+                desired
             ),
         )
-    } else if ready_replicas >= spec.replicas {
+    } else if ready_replicas >= enough {
         ConditionUpdate::new(
             ConditionType::RegistryReady,
             true,
             reasons::REPLICAS_READY,
-            format!("{ready_replicas}/{} replicas ready", spec.replicas),
+            format!("{ready_replicas}/{desired} replicas ready"),
         )
     } else {
         ConditionUpdate::new(
             ConditionType::RegistryReady,
             false,
             reasons::REPLICAS_NOT_READY,
-            format!("{ready_replicas}/{} replicas ready", spec.replicas),
+            format!("{ready_replicas}/{desired} replicas ready"),
         )
     };
 
@@ -177,6 +218,35 @@ pub fn compute(
         )
     };
 
+    let wants_route = spec.gateway.as_ref().is_some_and(|g| g.enabled);
+    let wants_ingress = spec.ingress.as_ref().is_some_and(|i| i.enabled);
+    let exposure = if wants_route && !served.http_route {
+        ConditionUpdate::new(
+            ConditionType::ExposureReady,
+            false,
+            reasons::HTTP_ROUTE_CRD_MISSING,
+            "spec.gateway is set but the gateway.networking.k8s.io/v1 HTTPRoute CRD is not served; install the Gateway API CRDs",
+        )
+    } else if wants_route || wants_ingress {
+        ConditionUpdate::new(
+            ConditionType::ExposureReady,
+            true,
+            reasons::APPLIED,
+            match (wants_ingress, wants_route) {
+                (true, true) => "Ingress and HTTPRoute applied",
+                (true, false) => "Ingress applied",
+                _ => "HTTPRoute applied",
+            },
+        )
+    } else {
+        ConditionUpdate::new(
+            ConditionType::ExposureReady,
+            true,
+            reasons::NOT_REQUESTED,
+            "no Ingress or HTTPRoute requested",
+        )
+    };
+
     // Ready carries the reason of the first part that blocks it, so
     // `kubectl get -o wide` and alerts say what is wrong, not only that.
     let ready = match [&storage, &registry_cond].into_iter().find(|c| !c.status) {
@@ -194,15 +264,51 @@ pub fn compute(
         observed_generation: generation,
         conditions: merge(
             &previous.conditions,
-            &[ready, storage, registry_cond, monitoring],
+            &[ready, storage, registry_cond, monitoring, exposure],
             generation,
             now,
         ),
         ready_replicas: Some(ready_replicas),
-        replicas: Some(format!("{ready_replicas}/{}", spec.replicas)),
-        endpoint: Some(endpoint),
+        replicas: Some(format!("{ready_replicas}/{desired}")),
+        url: urls.external.or_else(|| load_balancer_url(registry, observed)),
+        endpoint: Some(urls.endpoint),
         backend: Some(spec.storage.backend),
     }
+}
+
+/// Where the registry is reached, as the spec configures it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Urls {
+    /// In-cluster URL of the Service.
+    pub endpoint: String,
+    /// External URL from the Ingress or HTTPRoute settings, if any.
+    pub external: Option<String>,
+}
+
+/// `http://<address>[:port]` of a LoadBalancer Service once the cloud
+/// assigned one.
+fn load_balancer_url(registry: &BanterRegistry, observed: &Observed) -> Option<String> {
+    let svc = &registry.spec.service;
+    if svc.type_ != banter_api::ServiceType::LoadBalancer {
+        return None;
+    }
+    let name = registry.metadata.name.as_deref()?;
+    let live = observed.get(&(ChildKind::Service, names::registry(name)))?;
+    let first = live.pointer("/status/loadBalancer/ingress/0")?;
+    let host = first
+        .get("hostname")
+        .and_then(Value::as_str)
+        .or_else(|| first.get("ip").and_then(Value::as_str))?;
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    Some(if svc.port == 80 {
+        format!("http://{host}")
+    } else {
+        format!("http://{host}:{}", svc.port)
+    })
 }
 
 /// Status for a spec the operator refuses: only `Ready` changes.

@@ -3,7 +3,7 @@
 use banter_api::{AuthSpec, Backend, BanterRegistry, BanterRegistrySpec};
 use banter_operator::Settings;
 use banter_operator::children::{self, APPLIED_HASH_ANNOTATION, BuildInput, CONFIG_HASH_ANNOTATION, Child, ChildKind};
-use banter_operator::discovery::MonitoringApis;
+use banter_operator::discovery::OptionalApis;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
 use serde_json::Value;
@@ -19,7 +19,7 @@ fn registry(spec: BanterRegistrySpec) -> BanterRegistry {
 
 fn build(reg: &BanterRegistry, served: bool) -> Vec<Child> {
     let settings = Settings::default();
-    let mut input = BuildInput::new(reg, &settings, MonitoringApis::all(served), "tok-123").expect("input");
+    let mut input = BuildInput::new(reg, &settings, OptionalApis::all(served), "tok-123").expect("input");
     input.generated_redis_password = "redis-pw-456";
     children::desired(&input).expect("builds")
 }

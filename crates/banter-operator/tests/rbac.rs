@@ -171,6 +171,14 @@ impl FakeServer {
                                "kind": "PrometheusRule", "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]}),
             );
         }
+        if path == "/apis/gateway.networking.k8s.io/v1" {
+            return respond(
+                200,
+                &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "gateway.networking.k8s.io/v1",
+                "resources": [{"name": "httproutes", "singularName": "httproute", "namespaced": true,
+                               "kind": "HTTPRoute", "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]}),
+            );
+        }
         let Some((_, ns, _, name, sub)) = parse(&path) else {
             return respond(404, &status(404, "NotFound"));
         };
@@ -424,12 +432,26 @@ async fn exercise() -> Vec<Seen> {
     reconcile_once(&ctx, &server, registry(monitored.clone(), true)).await;
     reconcile_once(&ctx, &server, registry(monitored, true)).await;
 
-    // 4. Redis with three replicas and a named auth Secret that is missing.
+    // 4. Redis with three replicas and a named auth Secret that is missing,
+    //    then autoscaled (the replicas hand-over to the autoscaler) and
+    //    exposed through an Ingress and an HTTPRoute.
     reconcile_once(
         &ctx,
         &server,
         registry(
             json!({"replicas": 3, "storage": {"backend": "redis"}, "auth": {"secretName": "mine"}}),
+            true,
+        ),
+    )
+    .await;
+    reconcile_once(
+        &ctx,
+        &server,
+        registry(
+            json!({"storage": {"backend": "redis"}, "auth": {"secretName": "mine"},
+                   "autoscaling": {"maxReplicas": 5},
+                   "ingress": {"hosts": ["packs.example.com"]},
+                   "gateway": {"parentRefs": [{"name": "edge"}]}}),
             true,
         ),
     )
@@ -558,6 +580,10 @@ async fn rbac_rules_are_exactly_what_the_controller_uses() {
         perm("", "secrets", "get"),
         perm("apps", "statefulsets", "create"),
         perm("policy", "poddisruptionbudgets", "delete"),
+        perm("autoscaling", "horizontalpodautoscalers", "patch"),
+        perm("networking.k8s.io", "ingresses", "patch"),
+        perm("gateway.networking.k8s.io", "httproutes", "watch"),
+        perm("gateway.networking.k8s.io", "httproutes", "patch"),
         perm("", "persistentvolumeclaims", "delete"),
         perm("events.k8s.io", "events", "create"),
         perm("events.k8s.io", "events", "patch"),

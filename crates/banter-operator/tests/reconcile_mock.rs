@@ -18,7 +18,7 @@ use banter_api::{BanterRegistry, BanterRegistrySpec, BanterRegistryStatus};
 use banter_operator::Settings;
 use banter_operator::children::{self, BuildInput, Child, ChildKind};
 use banter_operator::decode;
-use banter_operator::discovery::{Discovery, MonitoringApis};
+use banter_operator::discovery::{Discovery, OptionalApis};
 use banter_operator::events::{EventSink, RecordedEvent};
 use banter_operator::metrics::Metrics;
 use banter_operator::reconcile::{self, AUTH_RECHECK, Context, RESYNC};
@@ -170,6 +170,16 @@ type Cond<'a> = (&'a str, &'a str, &'a str, &'a str);
 
 /// The literal body of a status apply.
 fn status_body(generation: i64, ready: i32, desired: i32, backend: &str, conds: &[Cond<'_>]) -> Value {
+    // Exposure is asked for by few tests: not requested unless they say.
+    let mut conds = conds.to_vec();
+    if !conds.iter().any(|c| c.0 == "ExposureReady") {
+        conds.push((
+            "ExposureReady",
+            "True",
+            "NotRequested",
+            "no Ingress or HTTPRoute requested",
+        ));
+    }
     let conditions: Vec<Value> = conds
         .iter()
         .map(|(t, s, r, m)| {
@@ -411,7 +421,7 @@ fn registry(spec: Value) -> BanterRegistry {
 
 fn desired(reg: &BanterRegistry, served: bool) -> Vec<Child> {
     let settings = Settings::default();
-    children::desired(&BuildInput::new(reg, &settings, MonitoringApis::all(served), TOKEN).expect("input"))
+    children::desired(&BuildInput::new(reg, &settings, OptionalApis::all(served), TOKEN).expect("input"))
         .expect("desired")
 }
 
@@ -439,13 +449,16 @@ fn steady(reg: &BanterRegistry, served: bool) -> Vec<Value> {
 /// an edit) when the cluster held `observed`: the input, not an expectation.
 fn with_status_of(mut reg: BanterRegistry, old: &BanterRegistry, observed: &[Value], served: bool) -> BanterRegistry {
     let settings = Settings::default();
-    let endpoint =
-        children::endpoint(&BuildInput::new(old, &settings, MonitoringApis::all(served), TOKEN).expect("input"));
+    let input = BuildInput::new(old, &settings, OptionalApis::all(served), TOKEN).expect("input");
+    let urls = status::Urls {
+        endpoint: children::endpoint(&input),
+        external: children::external_url(&input, served),
+    };
     let findings = status::Findings {
-        monitoring: MonitoringApis::all(served),
+        apis: OptionalApis::all(served),
         missing_auth_secret: None,
     };
-    let mut st = status::compute(old, &observed_map(observed), &findings, endpoint, &now());
+    let mut st = status::compute(old, &observed_map(observed), &findings, urls, &now());
     for c in &mut st.conditions {
         c.last_transition_time = old_time();
     }

@@ -104,12 +104,23 @@ pub enum Command {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// Wait for a duration, then exit 0: the registry pod's preStop hook
+    /// (the container image has no shell and no sleep).
+    Sleep {
+        /// How long, e.g. 10s.
+        #[arg(value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+    },
 }
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::server::serve(*args).await,
+        Command::Sleep { duration } => {
+            tokio::time::sleep(duration).await;
+            Ok(())
+        }
         Command::Publish { files, client } => {
             let client = Client::new(&client)?;
             // Every file is tried and reported; one failure does not hide the rest.

@@ -153,8 +153,15 @@ pub struct ServeArgs {
     pub max_connections: u32,
 
     /// After SIGTERM/SIGINT, how long in-flight requests may take to finish.
-    #[arg(long, env = "BANTER_REGISTRY_SHUTDOWN_TIMEOUT", default_value = "25s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = banter_contract::env::SHUTDOWN_TIMEOUT, default_value = "25s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// After SIGTERM/SIGINT, how long to keep accepting connections while
+    /// /readyz already answers 503, so load balancers stop sending traffic
+    /// before the listener closes (e.g. 5s; in Kubernetes the pod's preStop
+    /// hook gives endpoints that time before the signal).
+    #[arg(long, env = banter_contract::env::SHUTDOWN_DELAY, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
 
     /// Publish every *.json pack in this directory at start-up (identical versions are skipped).
     #[arg(long, env = "BANTER_REGISTRY_SEED")]

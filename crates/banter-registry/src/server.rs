@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
@@ -67,12 +68,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "could not read stats at start-up");
     }
 
+    let draining = Arc::new(AtomicBool::new(false));
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let app = api::router(
-        AppState { registry, tokens },
+        AppState {
+            registry,
+            tokens,
+            draining: draining.clone(),
+        },
         HttpLimits {
             request_timeout: args.request_timeout,
             max_concurrent_requests: args.max_concurrent_requests,
@@ -101,6 +107,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drain,
     ));
     let signal = shutdown_signal().await?;
+    // Readiness fails at once; the listener stays open for the delay so
+    // whoever still routes here is answered, not refused.
+    draining.store(true, Ordering::Release);
+    if !args.shutdown_delay.is_zero() {
+        tracing::info!(signal, delay = ?args.shutdown_delay, "shutting down: readiness fails, still serving for the delay");
+        tokio::time::sleep(args.shutdown_delay).await;
+    }
     tracing::info!(
         signal,
         "shutting down: closing idle connections, finishing in-flight requests"

@@ -39,7 +39,7 @@ fn render(spec: Value) -> Pod {
         &BuildInput::new(
             &reg,
             &settings,
-            banter_operator::discovery::MonitoringApis::all(false),
+            banter_operator::discovery::OptionalApis::all(false),
             TOKEN,
         )
         .unwrap(),

@@ -88,6 +88,71 @@ async fn sigterm_finishes_in_flight_requests() {
     assert_eq!(got.as_ref(), body.as_slice());
 }
 
+/// With a shutdown delay, SIGTERM turns readiness to 503 at once while the
+/// listener keeps answering (liveness, reads) until the delay is over; then
+/// it closes and the process exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_readiness_before_the_listener_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite(dir.path().join("registry.db"));
+    let mut s = Server::start(backend, dir.path(), &["--shutdown-delay", "3s"]);
+    assert_eq!(s.get("/readyz").await.status(), 200);
+    let body = pack("draining", "1.0.0", 0);
+    assert_eq!(s.publish("draining", "1.0.0", &body).await.status(), 201);
+
+    let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    // Polled: the signal reaches the process asynchronously.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let not_ready = loop {
+        let r = s.get("/readyz").await;
+        if r.status() == 503 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readiness still {} after SIGTERM",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let err: Value = not_ready.json().await.unwrap();
+    assert_eq!(err["errors"][0]["code"], "SHUTTING_DOWN", "{err}");
+    // Still listening: a new connection is answered during the delay.
+    let mut fresh = std::net::TcpStream::connect(s.addr()).unwrap();
+    fresh.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(fresh, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    fresh.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let got = s.get("/v1/packs/draining/versions/1.0.0").await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), body.as_slice());
+    assert!(s.child.try_wait().unwrap().is_none(), "exited before the delay");
+    // Then the listener closes and the process exits 0.
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let logs = s.logs();
+    assert!(logs.contains("readiness fails, still serving for the delay"), "{logs}");
+}
+
+#[tokio::test]
+async fn sleep_waits_and_exits_zero() {
+    let start = std::time::Instant::now();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_banter-registry"))
+        .args(["sleep", "300ms"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_banter-registry"))
+        .args(["sleep", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid value 'soon'"));
+}
+
 async fn reqwest_fails(s: &Server) -> bool {
     s.http
         .get(s.url("/healthz"))

@@ -10,6 +10,10 @@ use crate::labels::{Component, names};
 
 use banter_contract::{container, env, paths};
 
+/// Seconds the registry may spend finishing in-flight requests after SIGTERM
+/// (the pod's grace period is derived from it).
+pub const SHUTDOWN_TIMEOUT_SECONDS: u16 = 25;
+
 /// Port the registry container listens on.
 pub const REGISTRY_PORT: i32 = container::PORT as i32;
 
@@ -25,16 +29,33 @@ pub fn config_data(input: &BuildInput<'_>) -> BTreeMap<String, String> {
             data.insert(env::SQLITE_PATH.into(), paths::SQLITE_DB.into());
         }
         Backend::Redis => {
+            let redis = &spec.storage.redis;
+            let external = redis.external.as_ref();
             data.insert(env::REDIS_URL.into(), redis_url(input));
-            data.insert(env::REDIS_KEY_PREFIX.into(), format!("banter:{name}:"));
-            data.insert(env::REDIS_PASSWORD_FILE.into(), paths::REDIS_PASSWORD_FILE.into());
-            if spec.storage.redis.tls.is_some() {
+            data.insert(
+                env::REDIS_KEY_PREFIX.into(),
+                external
+                    .and_then(|e| e.key_prefix.clone())
+                    .unwrap_or_else(|| format!("banter:{name}:")),
+            );
+            let (password, ca) = match external {
+                Some(e) => (
+                    e.password_secret_ref.is_some(),
+                    e.tls.as_ref().is_some_and(|t| t.ca_secret_ref.is_some()),
+                ),
+                None => (true, redis.tls.is_some()),
+            };
+            if password {
+                data.insert(env::REDIS_PASSWORD_FILE.into(), paths::REDIS_PASSWORD_FILE.into());
+            }
+            if ca {
                 data.insert(env::REDIS_CA_FILE.into(), paths::REDIS_CA_FILE.into());
             }
         }
     }
     data.insert(env::TOKEN_FILE.into(), paths::TOKEN_FILE.into());
     data.insert(env::LOG_FORMAT.into(), "json".into());
+    data.insert(env::SHUTDOWN_TIMEOUT.into(), format!("{SHUTDOWN_TIMEOUT_SECONDS}s"));
     data
 }
 

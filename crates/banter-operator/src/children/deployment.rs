@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use banter_api::Backend;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, HTTPGetAction,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource, ExecAction,
+    HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, PersistentVolumeClaimVolumeSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -20,6 +20,76 @@ use crate::labels::{self, Component, names};
 
 /// uid and gid the registry image runs as.
 pub const REGISTRY_UID: i64 = 65532;
+
+/// Seconds the preStop hook waits before the registry gets SIGTERM: long
+/// enough for the endpoints controller, kube-proxy and ingress controllers
+/// to stop sending new connections.
+pub const PRE_STOP_DELAY_SECONDS: i64 = 10;
+
+/// Seconds a new registry pod must stay ready before it counts as available.
+pub const MIN_READY_SECONDS: i32 = 5;
+
+/// The pod's grace period: the preStop wait, then the registry's own drain
+/// (`BANTER_REGISTRY_SHUTDOWN_TIMEOUT`, set in the ConfigMap), then a margin
+/// for the process to exit, so the kubelet never kills a draining registry.
+pub fn termination_grace_period_seconds() -> i64 {
+    PRE_STOP_DELAY_SECONDS + i64::from(super::configmap::SHUTDOWN_TIMEOUT_SECONDS) + 5
+}
+
+/// A Secret the registry reads Redis settings from, mounted as a directory.
+struct RedisSecret {
+    volume: &'static str,
+    name: String,
+    /// The one key to project as `file`; `None`: every key, as named.
+    key: Option<String>,
+    file: &'static str,
+    dir: &'static str,
+    mode: i32,
+}
+
+/// The password and CA Secrets of the Redis the registry connects to.
+fn redis_secrets(input: &BuildInput<'_>) -> Vec<RedisSecret> {
+    let storage = &input.registry.spec.storage;
+    if storage.backend != Backend::Redis {
+        return Vec::new();
+    }
+    let redis = &storage.redis;
+    let password = |name: String, key: Option<String>| RedisSecret {
+        volume: "redis-auth",
+        name,
+        key,
+        file: paths::REDIS_PASSWORD_KEY,
+        dir: paths::REDIS_AUTH_DIR,
+        mode: 0o440,
+    };
+    // Only the CA certificate: a key never reaches the registry pod.
+    let ca = |name: String, key: String| RedisSecret {
+        volume: "redis-tls",
+        name,
+        key: Some(key),
+        file: "ca.crt",
+        dir: paths::REDIS_TLS_DIR,
+        mode: 0o444,
+    };
+    let mut out = Vec::new();
+    match &redis.external {
+        Some(ext) => {
+            if let Some(p) = &ext.password_secret_ref {
+                out.push(password(p.name.clone(), Some(p.key.clone())));
+            }
+            if let Some(c) = ext.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+                out.push(ca(c.name.clone(), c.key.clone()));
+            }
+        }
+        None => {
+            out.push(password(super::redis_auth_secret_name(input), None));
+            if let Some(tls) = &redis.tls {
+                out.push(ca(tls.secret_name.clone(), "ca.crt".into()));
+            }
+        }
+    }
+    out
+}
 
 /// The registry Deployment; `config_hash` goes on the pod template so a
 /// config change rolls the pods.
@@ -58,42 +128,26 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
             ..VolumeMount::default()
         },
     ];
-    if !sqlite {
+    for secret in redis_secrets(input) {
         volumes.push(Volume {
-            name: "redis-auth".into(),
+            name: secret.volume.into(),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(super::redis_auth_secret_name(input)),
-                default_mode: Some(0o440),
+                secret_name: Some(secret.name),
+                default_mode: Some(secret.mode),
+                items: secret.key.map(|key| {
+                    vec![KeyToPath {
+                        key,
+                        path: secret.file.into(),
+                        mode: None,
+                    }]
+                }),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
-            name: "redis-auth".into(),
-            mount_path: paths::REDIS_AUTH_DIR.into(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
-    }
-    if let (false, Some(tls)) = (sqlite, spec.storage.redis.tls.as_ref()) {
-        // Only the CA certificate: the Redis key never reaches the registry pod.
-        volumes.push(Volume {
-            name: "redis-tls".into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(tls.secret_name.clone()),
-                default_mode: Some(0o444),
-                items: Some(vec![k8s_openapi::api::core::v1::KeyToPath {
-                    key: "ca.crt".into(),
-                    path: "ca.crt".into(),
-                    mode: None,
-                }]),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
-        mounts.push(VolumeMount {
-            name: "redis-tls".into(),
-            mount_path: paths::REDIS_TLS_DIR.into(),
+            name: secret.volume.into(),
+            mount_path: secret.dir.into(),
             read_only: Some(true),
             ..VolumeMount::default()
         });
@@ -137,6 +191,22 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
             ..ContainerPort::default()
         }]),
         liveness_probe: Some(http_probe(container::HEALTHZ, 10, 6)),
+        // Endpoints and proxies drop a terminating pod asynchronously: keep
+        // serving for a while before SIGTERM stops the listener. The image
+        // has no shell, so the registry binary itself waits.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        container::COMMAND.into(),
+                        container::SLEEP.into(),
+                        format!("{PRE_STOP_DELAY_SECONDS}s"),
+                    ]),
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
         readiness_probe: Some(http_probe(container::READYZ, 5, 3)),
         resources: Some(
             spec.resources
@@ -148,33 +218,47 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
         ..Container::default()
     };
 
+    let mut template = PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels::labels(name, Component::Registry)),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_HASH_ANNOTATION.to_string(),
+                config_hash.to_string(),
+            )])),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            security_context: Some(restricted_pod_security(REGISTRY_UID)),
+            termination_grace_period_seconds: Some(termination_grace_period_seconds()),
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+    };
+    let spread = if input.may_run_several() {
+        super::default_spread(&selector)
+    } else {
+        Vec::new()
+    };
+    super::apply_placement(&mut template, &spec.placement, spread);
+
     Deployment {
         metadata: input.meta(names::registry(name), Component::Registry),
         spec: Some(DeploymentSpec {
-            replicas: Some(spec.replicas),
+            // Left out while an autoscaler owns it: server-side apply then
+            // never resets what the autoscaler set.
+            replicas: (!spec.autoscaled()).then_some(spec.replicas),
+            // A pod must stay ready this long before the rollout moves on:
+            // one that crashes right after its first probe stops it.
+            min_ready_seconds: Some(MIN_READY_SECONDS),
             selector: LabelSelector {
                 match_labels: Some(selector),
                 ..LabelSelector::default()
             },
             strategy: Some(strategy(sqlite)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels::labels(name, Component::Registry)),
-                    annotations: Some(BTreeMap::from([(
-                        CONFIG_HASH_ANNOTATION.to_string(),
-                        config_hash.to_string(),
-                    )])),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    security_context: Some(restricted_pod_security(REGISTRY_UID)),
-                    containers: vec![container],
-                    volumes: Some(volumes),
-                    ..PodSpec::default()
-                }),
-            },
+            template,
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()

@@ -4,8 +4,11 @@
 mod configmap;
 mod dashboard;
 mod deployment;
+mod exposure;
+mod hpa;
 mod network_policy;
 mod pdb;
+mod placement;
 mod prometheus_rule;
 mod pvc;
 mod redis;
@@ -24,9 +27,12 @@ use sha2::{Digest, Sha256};
 
 pub use configmap::{config_data, config_hash, configmap};
 pub use dashboard::dashboard_configmap;
-pub use deployment::deployment;
+pub use deployment::{PRE_STOP_DELAY_SECONDS, deployment, termination_grace_period_seconds};
+pub use exposure::{external_url, http_route, ingress};
+pub use hpa::hpa;
 pub use network_policy::{redis_network_policy, registry_network_policy};
 pub use pdb::pdb;
+pub use placement::{apply_placement, default_spread};
 pub use prometheus_rule::{SCOPE, prometheus_rule, registry_rules};
 pub use pvc::sqlite_pvc;
 pub use redis::{redis_service, redis_statefulset, redis_url};
@@ -34,7 +40,7 @@ pub use secret::{TOKEN_KEY, redis_auth_secret_name, redis_password_secret, token
 pub use service::{endpoint, service};
 pub use service_monitor::service_monitor;
 
-use crate::discovery::MonitoringApis;
+use crate::discovery::OptionalApis;
 use crate::labels::{self, Component};
 use crate::{Error, Settings};
 
@@ -59,10 +65,16 @@ pub enum ChildKind {
     StatefulSet,
     /// apps/v1 Deployment.
     Deployment,
+    /// autoscaling/v2 HorizontalPodAutoscaler.
+    HorizontalPodAutoscaler,
     /// policy/v1 PodDisruptionBudget.
     PodDisruptionBudget,
     /// networking.k8s.io/v1 NetworkPolicy.
     NetworkPolicy,
+    /// networking.k8s.io/v1 Ingress.
+    Ingress,
+    /// gateway.networking.k8s.io/v1 HTTPRoute.
+    HttpRoute,
     /// monitoring.coreos.com/v1 ServiceMonitor.
     ServiceMonitor,
     /// monitoring.coreos.com/v1 PrometheusRule.
@@ -71,18 +83,27 @@ pub enum ChildKind {
 
 impl ChildKind {
     /// Every kind, in apply order.
-    pub const ALL: [ChildKind; 10] = [
+    pub const ALL: [ChildKind; 13] = [
         Self::ConfigMap,
         Self::Secret,
         Self::PersistentVolumeClaim,
         Self::Service,
         Self::StatefulSet,
         Self::Deployment,
+        Self::HorizontalPodAutoscaler,
         Self::PodDisruptionBudget,
         Self::NetworkPolicy,
+        Self::Ingress,
+        Self::HttpRoute,
         Self::ServiceMonitor,
         Self::PrometheusRule,
     ];
+
+    /// Whether this kind is a custom resource of another project, served
+    /// only where its CRD is installed (found by discovery).
+    pub fn optional(self) -> bool {
+        matches!(self, Self::ServiceMonitor | Self::PrometheusRule | Self::HttpRoute)
+    }
 
     /// Whether the controller watches (and caches) this kind. Secrets are
     /// not watched: the operator reads the ones it needs by name, so it needs
@@ -100,8 +121,16 @@ impl ChildKind {
             Self::Service => ("", "v1", "Service", "services"),
             Self::StatefulSet => ("apps", "v1", "StatefulSet", "statefulsets"),
             Self::Deployment => ("apps", "v1", "Deployment", "deployments"),
+            Self::HorizontalPodAutoscaler => (
+                "autoscaling",
+                "v2",
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscalers",
+            ),
             Self::PodDisruptionBudget => ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets"),
             Self::NetworkPolicy => ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies"),
+            Self::Ingress => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+            Self::HttpRoute => ("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes"),
             Self::ServiceMonitor => ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
             Self::PrometheusRule => ("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules"),
         };
@@ -183,8 +212,8 @@ pub struct BuildInput<'a> {
     pub registry: &'a BanterRegistry,
     /// Operator settings (default images).
     pub settings: &'a Settings,
-    /// Which monitoring.coreos.com/v1 kinds are served.
-    pub monitoring: MonitoringApis,
+    /// Which optional kinds (monitoring, Gateway API) are served.
+    pub apis: OptionalApis,
     /// Token written into the generated Secret when it is first created.
     pub generated_token: &'a str,
     /// Password written into the generated Redis auth Secret when it is
@@ -202,14 +231,14 @@ impl<'a> BuildInput<'a> {
     pub fn new(
         registry: &'a BanterRegistry,
         settings: &'a Settings,
-        monitoring: MonitoringApis,
+        apis: OptionalApis,
         generated_token: &'a str,
     ) -> Result<Self, Error> {
         let meta = &registry.metadata;
         Ok(Self {
             registry,
             settings,
-            monitoring,
+            apis,
             generated_token,
             generated_redis_password: generated_token,
             name: meta.name.as_deref().ok_or(Error::MissingMetadata("metadata.name"))?,
@@ -257,6 +286,22 @@ impl<'a> BuildInput<'a> {
             }
         }
         meta
+    }
+
+    /// Whether the operator runs the Redis (redis backend, not external).
+    pub fn managed_redis(&self) -> bool {
+        let storage = &self.registry.spec.storage;
+        storage.backend == Backend::Redis && storage.redis.external.is_none()
+    }
+
+    /// Whether more than one registry pod may run: `spec.replicas` above
+    /// one, or an autoscaler allowed to go there.
+    pub fn may_run_several(&self) -> bool {
+        let spec = &self.registry.spec;
+        match spec.autoscaling.as_ref().filter(|a| a.enabled) {
+            Some(a) => a.max_replicas > 1,
+            None => spec.replicas > 1,
+        }
     }
 
     /// The controller owner reference pointing at the registry.
@@ -310,6 +355,8 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
         Backend::Sqlite => {
             out.push(Child::new(ChildKind::PersistentVolumeClaim, &sqlite_pvc(input))?);
         }
+        // An external Redis is someone else's: nothing to run or fence.
+        Backend::Redis if spec.storage.redis.external.is_some() => {}
         Backend::Redis => {
             if spec.storage.redis.auth.is_none() {
                 out.push(create_only_secret(&redis_password_secret(input))?);
@@ -320,8 +367,22 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
     }
     out.push(Child::new(ChildKind::Service, &service(input))?);
     out.push(Child::new(ChildKind::Deployment, &deployment(input, &hash))?);
-    if spec.replicas > 1 {
+    if let Some(hpa) = hpa(input) {
+        out.push(Child::new(ChildKind::HorizontalPodAutoscaler, &hpa)?);
+    }
+    if input.may_run_several() {
         out.push(Child::new(ChildKind::PodDisruptionBudget, &pdb(input))?);
+    }
+    if let Some(ingress) = ingress(input) {
+        out.push(Child::new(ChildKind::Ingress, &ingress)?);
+    }
+    if let Some(route) = http_route(input).filter(|_| input.apis.http_route) {
+        out.push(Child::with_hash(
+            ChildKind::HttpRoute,
+            labels::names::registry(input.name()),
+            route,
+            false,
+        ));
     }
     if let Some(from) = &spec.network_policy.registry_from {
         out.push(Child::new(
@@ -329,10 +390,10 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
             &registry_network_policy(input, from),
         )?);
     }
-    if spec.storage.backend == Backend::Redis && spec.network_policy.enabled {
+    if input.managed_redis() && spec.network_policy.enabled {
         out.push(Child::new(ChildKind::NetworkPolicy, &redis_network_policy(input))?);
     }
-    if spec.monitoring.prometheus_rule.enabled && input.monitoring.prometheus_rule {
+    if spec.monitoring.prometheus_rule.enabled && input.apis.prometheus_rule {
         out.push(Child::with_hash(
             ChildKind::PrometheusRule,
             labels::names::registry(input.name()),
@@ -340,7 +401,7 @@ pub fn desired(input: &BuildInput<'_>) -> Result<Vec<Child>, Error> {
             false,
         ));
     }
-    if spec.monitoring.service_monitor.enabled && input.monitoring.service_monitor {
+    if spec.monitoring.service_monitor.enabled && input.apis.service_monitor {
         let sm = service_monitor(input);
         out.push(Child::with_hash(
             ChildKind::ServiceMonitor,

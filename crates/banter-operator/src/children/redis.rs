@@ -21,8 +21,19 @@ pub const REDIS_PORT: i32 = 6379;
 /// uid and gid of the `redis` user in the official alpine image.
 pub const REDIS_UID: i64 = 999;
 
-/// URL of the Redis pod through its headless Service (stable DNS name).
+/// URL of the Redis the registry uses: an external one as given, else the
+/// operator's Redis pod through its headless Service (stable DNS name).
 pub fn redis_url(input: &BuildInput<'_>) -> String {
+    if let Some(ext) = &input.registry.spec.storage.redis.external {
+        let scheme = if ext.tls.is_some() { "rediss" } else { "redis" };
+        // An IPv6 literal needs brackets in a URL.
+        let host = if ext.host.contains(':') {
+            format!("[{}]", ext.host)
+        } else {
+            ext.host.clone()
+        };
+        return format!("{scheme}://{host}:{}/{}", ext.port, ext.database);
+    }
     let redis = names::redis(input.name());
     let scheme = if input.registry.spec.storage.redis.tls.is_some() {
         "rediss"
@@ -204,7 +215,7 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
         ..PersistentVolumeClaim::default()
     };
     let retention = if storage.retain_on_delete { "Retain" } else { "Delete" };
-    StatefulSet {
+    let mut sts = StatefulSet {
         metadata: input.meta(names::redis(name), Component::Redis),
         spec: Some(StatefulSetSpec {
             replicas: Some(1),
@@ -251,5 +262,10 @@ pub fn redis_statefulset(input: &BuildInput<'_>) -> StatefulSet {
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
+    };
+    if let Some(spec) = sts.spec.as_mut() {
+        // One pod: no spread to default to.
+        super::apply_placement(&mut spec.template, &redis.placement, Vec::new());
     }
+    sts
 }

@@ -41,10 +41,17 @@ pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse { status: "ok".into() })
 }
 
-/// Readiness: the storage backend answers.
+/// Readiness: the storage backend answers and the registry is not shutting down.
 #[utoipa::path(get, path = "/readyz", tag = "meta",
     responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SHUTTING_DOWN",
+            "the registry is shutting down; in-flight requests are being finished",
+        ));
+    }
     match tokio::time::timeout(READY_TIMEOUT, state.registry.ready()).await {
         Ok(Ok(())) => Ok(Json(HealthResponse { status: "ok".into() })),
         Ok(Err(e)) => Err(ApiError::from(e)),

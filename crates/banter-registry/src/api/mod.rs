@@ -35,6 +35,8 @@ pub struct AppState {
     pub registry: Registry,
     /// Accepted publish tokens.
     pub tokens: Arc<LiveTokens>,
+    /// Set when shutdown begins: readiness fails from then on.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Limits of the HTTP layer.
