@@ -632,3 +632,136 @@ async fn redis_registry_switch_to_sqlite_and_delete_without_retain() {
         .await
         .expect("volume deleted");
 }
+
+/// Issue 9 on a real API server: the CEL rules of the platform fields, the
+/// switch to an external Redis (managed Redis pruned), autoscaling (the
+/// Deployment keeps its replicas through the hand-over, and what the
+/// autoscaler sets is never reverted), an Ingress with `status.url`, and an
+/// HTTPRoute or the condition saying its CRD is missing.
+#[tokio::test]
+async fn external_redis_autoscaling_and_exposure() {
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use k8s_openapi::api::networking::v1::Ingress;
+
+    let Some(client) = setup("external_redis_autoscaling_and_exposure").await else {
+        return;
+    };
+    let env = Environment::start(client, "banter-e2e-platform")
+        .await
+        .expect("environment");
+    let name = "edge";
+    apply_registry(
+        &env,
+        name,
+        json!({"replicas": 3, "storage": {"backend": "redis", "retainOnDelete": false}}),
+    )
+    .await
+    .expect("apply");
+    wait_exists::<StatefulSet>(&env, "edge-redis")
+        .await
+        .expect("statefulset");
+    let d = wait_exists::<Deployment>(&env, name).await.expect("deployment");
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(3));
+
+    // The CEL rules, evaluated by the API server.
+    for (bad, message) in [
+        (
+            json!({"storage": {"backend": "sqlite"}, "autoscaling": {"maxReplicas": 3}}),
+            "spec.autoscaling needs spec.storage.backend redis",
+        ),
+        (
+            json!({"storage": {"backend": "redis"}, "podLabels": {"app.kubernetes.io/instance": "x"}}),
+            "podLabels cannot set",
+        ),
+        (
+            json!({"storage": {"backend": "redis", "redis": {"external": {"host": "r.example.com"}, "tls": {"secretName": "t"}}}}),
+            "with spec.storage.redis.external use",
+        ),
+    ] {
+        let err = apply_registry(&env, name, bad.clone()).await.expect_err("refused");
+        assert!(format!("{err:#}").contains(message), "{bad}: {err:#}");
+    }
+
+    let served = env
+        .client
+        .list_api_group_resources("gateway.networking.k8s.io/v1")
+        .await
+        .map(|l| l.resources.iter().any(|r| r.name == "httproutes"))
+        .unwrap_or(false);
+    apply_registry(
+        &env,
+        name,
+        json!({"storage": {"backend": "redis", "retainOnDelete": false,
+                           "redis": {"external": {"host": "redis.example.com"}}},
+               "autoscaling": {"minReplicas": 2, "maxReplicas": 5},
+               "ingress": {"hosts": ["packs.example.com"]},
+               "gateway": {"parentRefs": [{"name": "edge"}], "hostnames": ["packs.example.org"]},
+               "nodeSelector": {"kubernetes.io/os": "linux"}}),
+    )
+    .await
+    .expect("external redis, autoscaling, exposure");
+    wait_exists::<HorizontalPodAutoscaler>(&env, name).await.expect("hpa");
+    wait_exists::<Ingress>(&env, name).await.expect("ingress");
+    wait_gone::<StatefulSet>(&env, "edge-redis")
+        .await
+        .expect("statefulset pruned");
+    wait_gone::<Service>(&env, "edge-redis")
+        .await
+        .expect("redis service pruned");
+    let reg = wait_for("the status of the new spec", || async {
+        let reg = api::<BanterRegistry>(&env).get(name).await.ok()?;
+        let st = reg.status.as_ref()?;
+        (st.observed_generation == reg.metadata.generation && st.url.is_some()).then_some(reg)
+    })
+    .await
+    .expect("status");
+    assert_eq!(
+        reg.status.as_ref().and_then(|s| s.url.as_deref()),
+        Some("http://packs.example.com")
+    );
+    let (_, storage_reason, _) = condition(&reg, ConditionType::StorageReady).expect("StorageReady");
+    assert!(storage_reason.starts_with("ExternalRedis"), "{storage_reason}");
+    let exposure = condition(&reg, ConditionType::ExposureReady).expect("ExposureReady");
+    if served {
+        assert_eq!(exposure.1, "Applied", "{exposure:?}");
+    } else {
+        assert_eq!(exposure.1, "HTTPRouteCRDMissing", "{exposure:?}");
+    }
+
+    // The hand-over kept the replicas (no reset to 1), and the operator no
+    // longer owns the field.
+    let d = wait_exists::<Deployment>(&env, name).await.expect("deployment");
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas);
+    assert!(
+        replicas.is_some_and(|r| r >= 2),
+        "replicas after the hand-over: {replicas:?}"
+    );
+    let pod = d.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod spec");
+    assert_eq!(pod.node_selector.expect("nodeSelector")["kubernetes.io/os"], "linux");
+
+    // What an autoscaler writes stays: scale to 4 through the scale
+    // subresource, then give the operator's watch-triggered reconcile time.
+    let deployments = api::<Deployment>(&env);
+    deployments
+        .patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("scale");
+    tokio::time::sleep(PROMPTLY).await;
+    let d = deployments.get(name).await.expect("deployment");
+    assert_eq!(
+        d.spec.and_then(|s| s.replicas),
+        Some(4),
+        "the operator reverted the autoscaler"
+    );
+    no_failed_reconciles(&env, name).await;
+
+    api::<BanterRegistry>(&env)
+        .delete(name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    wait_gone::<BanterRegistry>(&env, name).await.expect("registry deleted");
+}

@@ -188,3 +188,113 @@ fn sizes_are_never_null_and_follow_the_quantity_pattern() {
         assert!(!re(bad), "{bad:?} is not a quantity");
     }
 }
+
+/// Each CEL rule of the platform fields, run by the CEL interpreter on the
+/// object as the API server would see it, and the controller's own check.
+#[test]
+fn cel_rules_of_the_platform_fields() {
+    let refused = [
+        (
+            "autoscaling: {maxReplicas: 3}",
+            "spec.autoscaling needs spec.storage.backend redis",
+        ),
+        (
+            "storage: {backend: redis}\nautoscaling: {minReplicas: 4, maxReplicas: 3}",
+            "minReplicas must not exceed maxReplicas",
+        ),
+        ("podLabels: {app.kubernetes.io/instance: other}", "podLabels cannot set"),
+        (
+            "storage: {backend: redis, redis: {podLabels: {app.kubernetes.io/name: x}}}",
+            "podLabels cannot set",
+        ),
+        (
+            "storage: {backend: redis, redis: {external: {host: r.example.com}, tls: {secretName: t}}}",
+            "with spec.storage.redis.external use",
+        ),
+        (
+            "storage: {backend: redis, redis: {external: {host: r.example.com}, auth: {secretName: a}}}",
+            "with spec.storage.redis.external use",
+        ),
+        (
+            "service: {loadBalancerSourceRanges: [10.0.0.0/8]}",
+            "needs type LoadBalancer",
+        ),
+        (
+            "service: {type: ClusterIP, externalTrafficPolicy: Local}",
+            "needs type NodePort or LoadBalancer",
+        ),
+    ];
+    for (yaml, message) in refused {
+        let r = registry(spec(yaml));
+        let err = kube::core::cel::validate_cel(&r).expect_err(yaml);
+        assert!(format!("{err:?}").contains(message), "{yaml}: {err:?}");
+        let why = r.spec.validate().expect_err(yaml);
+        assert!(why.contains(message), "validate() of {yaml}: {why}");
+    }
+    let accepted = [
+        "storage: {backend: redis}\nautoscaling: {maxReplicas: 3}",
+        "autoscaling: {enabled: false, maxReplicas: 3}",
+        "podLabels: {team: overlays, app.kubernetes.io/version: '1'}",
+        "storage: {backend: redis, redis: {external: {host: r.example.com, tls: {}}}}",
+        "service: {type: LoadBalancer, loadBalancerSourceRanges: [10.0.0.0/8], externalTrafficPolicy: Local}",
+        "service: {type: NodePort, externalTrafficPolicy: Cluster}",
+        "ingress: {hosts: [packs.example.com, '*.example.org']}\ngateway: {parentRefs: [{name: edge}]}",
+    ];
+    for yaml in accepted {
+        let r = registry(spec(yaml));
+        kube::core::cel::validate_cel(&r).unwrap_or_else(|e| panic!("{yaml} must pass: {e:?}"));
+        assert_eq!(r.spec.validate(), Ok(()), "{yaml}");
+    }
+}
+
+#[test]
+fn switching_to_an_external_redis_is_not_a_volume_change() {
+    let managed_1g = registry(spec("storage: {backend: redis, redis: {size: 1Gi}}"));
+    let external = registry(spec(
+        "storage: {backend: redis, redis: {size: 5Gi, external: {host: r.example.com}}}",
+    ));
+    kube::core::cel::validate_cel_update(&external, &managed_1g).expect("to external");
+    kube::core::cel::validate_cel_update(&managed_1g, &external).expect("back to managed");
+    let managed_5g = registry(spec("storage: {backend: redis, redis: {size: 5Gi}}"));
+    kube::core::cel::validate_cel_update(&managed_5g, &managed_1g).expect_err("managed resize still refused");
+}
+
+#[test]
+fn platform_field_patterns() {
+    let schema = schema();
+    let props = &schema["properties"]["spec"]["properties"];
+    let re = |pointer: &str| {
+        let p = props
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no {pointer}"));
+        regex::Regex::new(p).expect("pattern compiles")
+    };
+    let host = re("/ingress/properties/hosts/items/pattern");
+    for ok in ["packs.example.com", "*.example.com", "a"] {
+        assert!(host.is_match(ok), "{ok}");
+    }
+    for bad in ["Packs.example.com", "packs.example.com.", "*", "a..b", "packs example"] {
+        assert!(!host.is_match(bad), "{bad}");
+    }
+    let path = re("/ingress/properties/path/pattern");
+    assert!(path.is_match("/") && path.is_match("/packs/v1"));
+    assert!(!path.is_match("packs") && !path.is_match("/a b") && !path.is_match("/a?b"));
+    let cidr = re("/service/properties/loadBalancerSourceRanges/items/pattern");
+    for ok in ["203.0.113.0/24", "0.0.0.0/0", "2001:db8::/32", "::/0"] {
+        assert!(cidr.is_match(ok), "{ok}");
+    }
+    for bad in ["203.0.113.0", "203.0.113.0/33", "example.com/8"] {
+        assert!(!cidr.is_match(bad), "{bad}");
+    }
+    let redis_host = re("/storage/properties/redis/properties/external/properties/host/pattern");
+    for ok in ["redis.example.com", "10.0.0.5", "fd00::10", "my-redis"] {
+        assert!(redis_host.is_match(ok), "{ok}");
+    }
+    for bad in ["redis://x", "a b", "host:6379/0"] {
+        assert!(!redis_host.is_match(bad), "{bad}");
+    }
+    let auto = &props["autoscaling"]["properties"];
+    assert_eq!(auto["targetCPUUtilizationPercentage"]["default"], 70);
+    assert_eq!(auto["minReplicas"]["default"], 2);
+}

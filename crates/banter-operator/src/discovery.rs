@@ -67,11 +67,6 @@ impl Discovery {
         *self.served.borrow()
     }
 
-    /// Whether `monitoring.coreos.com/v1` ServiceMonitor is served, as last seen.
-    pub fn service_monitor(&self) -> bool {
-        self.apis().service_monitor
-    }
-
     /// Resolves once `kind` is served (at once if it is).
     pub async fn appears(&self, kind: ChildKind) {
         let mut rx = self.served.subscribe();
@@ -79,11 +74,6 @@ impl Discovery {
         if rx.wait_for(|served| served.serves(kind)).await.is_err() {
             futures::future::pending::<()>().await;
         }
-    }
-
-    /// Resolves once ServiceMonitors are served (at once if they are).
-    pub async fn service_monitor_appears(&self) {
-        self.appears(ChildKind::ServiceMonitor).await;
     }
 
     /// Asks the API server once and records the answer.
@@ -126,11 +116,6 @@ async fn group_resources(client: &Client, group_version: &str) -> Result<Vec<Str
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether `monitoring.coreos.com/v1` serves ServiceMonitors (one discovery GET).
-pub async fn service_monitor_served(client: &Client) -> Result<bool, Error> {
-    Ok(optional_served(client).await?.service_monitor)
 }
 
 #[cfg(test)]

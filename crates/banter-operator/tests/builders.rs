@@ -1,5 +1,7 @@
 //! Pure tests of the child builders: no cluster, no mock server.
 
+use std::collections::BTreeMap;
+
 use banter_api::{AuthSpec, Backend, BanterRegistry, BanterRegistrySpec};
 use banter_operator::Settings;
 use banter_operator::children::{self, APPLIED_HASH_ANNOTATION, BuildInput, CONFIG_HASH_ANNOTATION, Child, ChildKind};
@@ -828,4 +830,419 @@ fn the_prometheus_rule_holds_the_registry_alerts_scoped_to_this_registry() {
             .expect("json")
             .contains(r#"namespace=\"team-b\", job=\"overlays\""#)
     );
+}
+
+fn spec(v: Value) -> BanterRegistrySpec {
+    serde_json::from_value(v).expect("spec")
+}
+
+fn labels_of(meta: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>) -> BTreeMap<String, String> {
+    meta.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default()
+}
+
+#[test]
+fn pod_labels_never_replace_the_labels_selectors_rely_on() {
+    // Past validation (the CEL rule and `validate` refuse it), the builder
+    // still keeps the operator's own values.
+    let s = spec(serde_json::json!({"podLabels": {
+        "app.kubernetes.io/instance": "hijack", "app.kubernetes.io/component": "x", "team": "overlays"}}));
+    assert!(
+        s.validate()
+            .expect_err("reserved key refused")
+            .contains("spec.podLabels[app.kubernetes.io/component]")
+    );
+    let d = deployment(&build(&registry(s), true));
+    let template = labels_of(&d.spec.clone().expect("spec").template.metadata);
+    let selector = d.spec.expect("spec").selector.match_labels.expect("selector");
+    for (k, v) in &selector {
+        assert_eq!(template.get(k), Some(v), "selector label {k} replaced");
+    }
+    assert_eq!(template["app.kubernetes.io/instance"], "packs");
+    assert_eq!(template["team"], "overlays");
+}
+
+#[test]
+fn placement_goes_to_the_registry_pods_and_separately_to_redis() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../manifests/examples/placement.yaml"
+    ))
+    .expect("example");
+    let reg: BanterRegistry = serde_norway::from_str(&example).expect("example parses");
+    reg.spec.validate().expect("valid");
+    let mut reg = registry(reg.spec);
+    reg.metadata.name = Some("packs".into());
+    let c = build(&reg, true);
+
+    let d = deployment(&c);
+    let template = d.spec.clone().expect("spec").template;
+    let pod = pod_spec(&d);
+    assert_eq!(pod.node_selector.expect("nodeSelector")["node-pool"], "web");
+    let tol = pod.tolerations.expect("tolerations");
+    assert_eq!(
+        (tol[0].key.as_deref(), tol[0].value.as_deref()),
+        (Some("dedicated"), Some("web"))
+    );
+    assert!(pod.affinity.expect("affinity").node_affinity.is_some());
+    let spread = pod.topology_spread_constraints.expect("spread");
+    assert_eq!(spread.len(), 1, "the spec's spread replaces the default");
+    assert_eq!(spread[0].when_unsatisfiable, "DoNotSchedule");
+    assert_eq!(pod.priority_class_name.as_deref(), Some("web-critical"));
+    assert_eq!(
+        pod.image_pull_secrets.expect("pull secrets")[0].name,
+        "registry-example-com"
+    );
+    let meta = template.metadata.expect("meta");
+    assert_eq!(meta.labels.as_ref().expect("labels")["team"], "overlays");
+    let annotations = meta.annotations.expect("annotations");
+    assert_eq!(annotations["prometheus.io/scrape"], "false");
+    assert!(
+        annotations.contains_key(CONFIG_HASH_ANNOTATION),
+        "podAnnotations keep the config hash"
+    );
+
+    let sts: StatefulSet = typed(find(&c, ChildKind::StatefulSet, "packs-redis"));
+    let redis_template = sts.spec.expect("spec").template;
+    let redis_pod = redis_template.spec.expect("pod");
+    assert_eq!(redis_pod.node_selector.expect("nodeSelector")["node-pool"], "storage");
+    assert_eq!(
+        redis_pod.tolerations.expect("tolerations")[0].value.as_deref(),
+        Some("storage")
+    );
+    assert_eq!(redis_pod.priority_class_name.as_deref(), Some("storage-critical"));
+    assert!(redis_pod.affinity.is_none(), "the registry's affinity is not Redis's");
+    assert!(
+        redis_pod.topology_spread_constraints.is_none(),
+        "one Redis pod: no spread"
+    );
+    let redis_meta = redis_template.metadata.expect("meta");
+    assert_eq!(
+        redis_meta.annotations.expect("annotations")["backup.example.com/schedule"],
+        "hourly"
+    );
+    assert_eq!(
+        redis_meta.labels.expect("labels")["app.kubernetes.io/component"],
+        "redis"
+    );
+}
+
+#[test]
+fn several_replicas_spread_across_nodes_and_zones_by_default() {
+    let pod = pod_spec(&deployment(&build(&registry(redis(3)), true)));
+    let spread = pod.topology_spread_constraints.expect("default spread");
+    let keys: Vec<_> = spread.iter().map(|s| s.topology_key.as_str()).collect();
+    assert_eq!(keys, ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]);
+    for s in &spread {
+        assert_eq!((s.max_skew, s.when_unsatisfiable.as_str()), (1, "ScheduleAnyway"));
+        let sel = s
+            .label_selector
+            .clone()
+            .expect("selector")
+            .match_labels
+            .expect("labels");
+        assert_eq!(sel["app.kubernetes.io/component"], "registry");
+        assert_eq!(sel["app.kubernetes.io/instance"], "packs");
+    }
+    // One replica: nothing to spread. An explicit `[]`: no constraints.
+    assert!(
+        pod_spec(&deployment(&build(&registry(redis(1)), true)))
+            .topology_spread_constraints
+            .is_none()
+    );
+    let none =
+        spec(serde_json::json!({"replicas": 3, "storage": {"backend": "redis"}, "topologySpreadConstraints": []}));
+    assert!(
+        pod_spec(&deployment(&build(&registry(none), true)))
+            .topology_spread_constraints
+            .is_none()
+    );
+}
+
+#[test]
+fn service_metadata_source_ranges_and_traffic_policy() {
+    let s = spec(serde_json::json!({"service": {"type": "LoadBalancer", "port": 443,
+        "annotations": {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"},
+        "labels": {"exposure": "public", "app.kubernetes.io/component": "hijack"},
+        "loadBalancerSourceRanges": ["203.0.113.0/24"], "externalTrafficPolicy": "Local"}}));
+    s.validate().expect("valid");
+    let svc: k8s_openapi::api::core::v1::Service = typed(find(&build(&registry(s), true), ChildKind::Service, "packs"));
+    let meta = svc.metadata;
+    assert_eq!(
+        meta.annotations.expect("annotations")["service.beta.kubernetes.io/aws-load-balancer-scheme"],
+        "internal"
+    );
+    let labels = meta.labels.expect("labels");
+    assert_eq!(labels["exposure"], "public");
+    assert_eq!(
+        labels["app.kubernetes.io/component"], "registry",
+        "own labels are never replaced"
+    );
+    let spec_ = svc.spec.expect("spec");
+    assert_eq!(spec_.load_balancer_source_ranges.expect("ranges"), ["203.0.113.0/24"]);
+    assert_eq!(spec_.external_traffic_policy.as_deref(), Some("Local"));
+
+    // Refused where the type does not allow it.
+    for bad in [
+        serde_json::json!({"service": {"loadBalancerSourceRanges": ["203.0.113.0/24"]}}),
+        serde_json::json!({"service": {"type": "ClusterIP", "externalTrafficPolicy": "Local"}}),
+    ] {
+        let s = spec(bad.clone());
+        assert!(s.validate().is_err(), "{bad} accepted");
+        let svc: k8s_openapi::api::core::v1::Service =
+            typed(find(&build(&registry(s), true), ChildKind::Service, "packs"));
+        let spec_ = svc.spec.expect("spec");
+        assert!(spec_.load_balancer_source_ranges.is_none() && spec_.external_traffic_policy.is_none());
+    }
+}
+
+#[test]
+fn ingress_body_and_external_url() {
+    let s = spec(
+        serde_json::json!({"service": {"port": 8443}, "ingress": {"className": "nginx",
+        "hosts": ["packs.example.com", "packs.example.org"], "path": "/",
+        "tls": {"secretName": "packs-tls"}, "annotations": {"cert-manager.io/cluster-issuer": "le"}}}),
+    );
+    let reg = registry(s);
+    let c = build(&reg, true);
+    let ing = find(&c, ChildKind::Ingress, "packs");
+    let backend = serde_json::json!({"service": {"name": "packs", "port": {"number": 8443}}});
+    let rule = |host: &str| serde_json::json!({"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}});
+    assert_eq!(ing.object["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(
+        ing.object["spec"],
+        serde_json::json!({"ingressClassName": "nginx",
+            "rules": [rule("packs.example.com"), rule("packs.example.org")],
+            "tls": [{"hosts": ["packs.example.com", "packs.example.org"], "secretName": "packs-tls"}]})
+    );
+    assert_eq!(
+        ing.object["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "le"
+    );
+    let settings = Settings::default();
+    let input = BuildInput::new(&reg, &settings, OptionalApis::all(true), "t").expect("input");
+    assert_eq!(
+        children::external_url(&input, true).as_deref(),
+        Some("https://packs.example.com")
+    );
+
+    // No hosts: one rule for any host, no URL to report; disabled: no Ingress.
+    let any = registry(spec(serde_json::json!({"ingress": {"path": "/packs"}})));
+    let c = build(&any, true);
+    assert_eq!(
+        find(&c, ChildKind::Ingress, "packs").object["spec"]["rules"],
+        serde_json::json!([{"http": {"paths": [{"path": "/packs", "pathType": "Prefix",
+            "backend": {"service": {"name": "packs", "port": {"number": 80}}}}]}}])
+    );
+    let input = BuildInput::new(&any, &settings, OptionalApis::all(true), "t").expect("input");
+    assert_eq!(children::external_url(&input, true), None);
+    let off = registry(spec(
+        serde_json::json!({"ingress": {"enabled": false, "hosts": ["a.example.com"]}}),
+    ));
+    assert!(!build(&off, true).iter().any(|c| c.kind == ChildKind::Ingress));
+}
+
+#[test]
+fn http_route_body_only_where_served() {
+    let s = spec(serde_json::json!({"gateway": {
+        "parentRefs": [{"name": "public", "namespace": "gateway-system", "sectionName": "https"}, {"name": "internal", "port": 8080}],
+        "hostnames": ["packs.example.com"], "path": "/registry", "scheme": "http"}}));
+    let reg = registry(s);
+    let c = build(&reg, true);
+    let route = find(&c, ChildKind::HttpRoute, "packs");
+    assert_eq!(route.object["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(route.object["kind"], "HTTPRoute");
+    assert_eq!(
+        route.object["spec"],
+        serde_json::json!({
+            "parentRefs": [{"name": "public", "namespace": "gateway-system", "sectionName": "https"},
+                           {"name": "internal", "port": 8080}],
+            "hostnames": ["packs.example.com"],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/registry"}}],
+                       "backendRefs": [{"name": "packs", "port": 80}]}]})
+    );
+    assert_eq!(
+        route.object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "banter-operator"
+    );
+    let settings = Settings::default();
+    let input = BuildInput::new(&reg, &settings, OptionalApis::all(true), "t").expect("input");
+    assert_eq!(
+        children::external_url(&input, true).as_deref(),
+        Some("http://packs.example.com/registry")
+    );
+    // CRD not served: no object and no URL (ExposureReady says why).
+    assert!(!build(&reg, false).iter().any(|c| c.kind == ChildKind::HttpRoute));
+    assert_eq!(children::external_url(&input, false), None);
+}
+
+#[test]
+fn autoscaling_leaves_replicas_to_the_hpa() {
+    let s = spec(serde_json::json!({"replicas": 4, "storage": {"backend": "redis"},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 8, "targetCPUUtilizationPercentage": 60,
+                        "targetMemoryUtilizationPercentage": 75}}));
+    s.validate().expect("valid");
+    let c = build(&registry(s), true);
+    let d = find(&c, ChildKind::Deployment, "packs");
+    assert!(
+        d.object["spec"].get("replicas").is_none(),
+        "an autoscaled Deployment must not carry spec.replicas: {}",
+        d.object["spec"]
+    );
+    let hpa = find(&c, ChildKind::HorizontalPodAutoscaler, "packs");
+    assert_eq!(hpa.object["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        hpa.object["spec"],
+        serde_json::json!({
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "packs"},
+            "minReplicas": 2, "maxReplicas": 8,
+            "metrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
+                {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization", "averageUtilization": 75}}}]})
+    );
+    assert!(
+        c.iter().any(|c| c.kind == ChildKind::PodDisruptionBudget),
+        "may run several: a PDB"
+    );
+    assert!(
+        pod_spec(&typed(d)).topology_spread_constraints.is_some(),
+        "may run several: spread"
+    );
+
+    // Disabled: replicas back, no HPA.
+    let off = spec(serde_json::json!({"replicas": 4, "storage": {"backend": "redis"},
+        "autoscaling": {"enabled": false, "maxReplicas": 8}}));
+    let c = build(&registry(off), true);
+    assert_eq!(find(&c, ChildKind::Deployment, "packs").object["spec"]["replicas"], 4);
+    assert!(!c.iter().any(|c| c.kind == ChildKind::HorizontalPodAutoscaler));
+
+    // Refused: SQLite, min above max, CPU target without a CPU request.
+    for (bad, why) in [
+        (
+            serde_json::json!({"autoscaling": {"maxReplicas": 3}}),
+            "spec.autoscaling needs spec.storage.backend redis",
+        ),
+        (
+            serde_json::json!({"storage": {"backend": "redis"}, "autoscaling": {"minReplicas": 5, "maxReplicas": 3}}),
+            "must not exceed",
+        ),
+        (
+            serde_json::json!({"storage": {"backend": "redis"}, "resources": {"limits": {"cpu": "1"}}, "autoscaling": {"maxReplicas": 3}}),
+            "requests.cpu",
+        ),
+    ] {
+        let err = spec(bad.clone()).validate().expect_err("refused");
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn external_redis_runs_nothing_and_mounts_the_given_secrets() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../manifests/examples/external-redis.yaml"
+    ))
+    .expect("example");
+    let parsed: BanterRegistry = serde_norway::from_str(&example).expect("example parses");
+    parsed.spec.validate().expect("valid");
+    let c = build(&registry(parsed.spec), true);
+    for kind in [ChildKind::StatefulSet, ChildKind::NetworkPolicy] {
+        assert!(!c.iter().any(|c| c.kind == kind), "external Redis: no {kind:?}");
+    }
+    assert!(
+        !c.iter().any(|c| c.name.contains("redis")),
+        "nothing Redis-named: {:?}",
+        ids(&c)
+    );
+    let cm: ConfigMap = typed(find(&c, ChildKind::ConfigMap, "packs-config"));
+    let data = cm.data.expect("data");
+    assert_eq!(
+        data["BANTER_REGISTRY_REDIS_URL"],
+        "rediss://packs.abc123.cache.example.com:6380/2"
+    );
+    assert_eq!(data["BANTER_REGISTRY_REDIS_KEY_PREFIX"], "overlays:packs:");
+    assert_eq!(
+        data["BANTER_REGISTRY_REDIS_PASSWORD_FILE"],
+        "/etc/banter-registry/redis/password"
+    );
+    assert_eq!(
+        data["BANTER_REGISTRY_REDIS_CA_FILE"],
+        "/etc/banter-registry/redis-tls/ca.crt"
+    );
+    let pod = pod_spec(&deployment(&c));
+    let volumes = pod.volumes.expect("volumes");
+    let secret = |name: &str| {
+        volumes
+            .iter()
+            .find(|v| v.name == name)
+            .and_then(|v| v.secret.clone())
+            .unwrap_or_else(|| panic!("no secret volume {name}"))
+    };
+    let pw = secret("redis-auth");
+    assert_eq!(pw.secret_name.as_deref(), Some("managed-redis"));
+    let items = pw.items.expect("items");
+    assert_eq!(
+        (items[0].key.as_str(), items[0].path.as_str()),
+        ("auth-token", "password")
+    );
+    let ca = secret("redis-tls");
+    assert_eq!(ca.secret_name.as_deref(), Some("managed-redis-ca"));
+    let items = ca.items.expect("items");
+    assert_eq!((items[0].key.as_str(), items[0].path.as_str()), ("ca.pem", "ca.crt"));
+    let mounts = pod.containers[0].volume_mounts.clone().expect("mounts");
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m.name == "redis-tls" && m.mount_path == "/etc/banter-registry/redis-tls")
+    );
+
+    // No password and no TLS: plain URL, nothing mounted; an IPv6 host in brackets.
+    let plain = spec(serde_json::json!({"storage": {"backend": "redis", "redis": {"external": {"host": "fd00::10"}}}}));
+    let c = build(&registry(plain), true);
+    let data = typed::<ConfigMap>(find(&c, ChildKind::ConfigMap, "packs-config"))
+        .data
+        .expect("data");
+    assert_eq!(data["BANTER_REGISTRY_REDIS_URL"], "redis://[fd00::10]:6379/0");
+    assert_eq!(data["BANTER_REGISTRY_REDIS_KEY_PREFIX"], "banter:packs:");
+    assert!(!data.contains_key("BANTER_REGISTRY_REDIS_PASSWORD_FILE"));
+    assert!(!data.contains_key("BANTER_REGISTRY_REDIS_CA_FILE"));
+    let volumes = pod_spec(&deployment(&c)).volumes.expect("volumes");
+    assert!(!volumes.iter().any(|v| v.name.starts_with("redis")));
+
+    // The managed Redis's own settings are refused next to `external`.
+    let both = spec(serde_json::json!({"storage": {"backend": "redis", "redis": {
+        "external": {"host": "r.example.com"}, "tls": {"secretName": "t"}}}}));
+    assert_eq!(both.validate(), Err(banter_api::EXTERNAL_REDIS_MESSAGE.to_string()));
+}
+
+#[test]
+fn registry_pods_drain_before_they_stop() {
+    for s in [sqlite(), redis(3)] {
+        let c = build(&registry(s.clone()), true);
+        let d = deployment(&c);
+        let dspec = d.spec.clone().expect("spec");
+        assert_eq!(dspec.min_ready_seconds, Some(5));
+        let pod = pod_spec(&d);
+        let hook = pod.containers[0]
+            .lifecycle
+            .clone()
+            .and_then(|l| l.pre_stop)
+            .and_then(|p| p.exec)
+            .and_then(|e| e.command)
+            .expect("preStop exec");
+        assert_eq!(hook, ["banter-registry", "sleep", "10s"]);
+        let data = typed::<ConfigMap>(find(&c, ChildKind::ConfigMap, "packs-config"))
+            .data
+            .expect("data");
+        assert_eq!(data["BANTER_REGISTRY_SHUTDOWN_TIMEOUT"], "25s");
+        // The kubelet's grace covers the preStop wait and the whole drain.
+        let grace = pod.termination_grace_period_seconds.expect("grace");
+        assert!(grace > 10 + 25, "grace {grace}");
+        assert_eq!(grace, children::termination_grace_period_seconds());
+        if s.storage.backend == Backend::Redis {
+            let rolling = dspec.strategy.expect("strategy").rolling_update.expect("rolling");
+            use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+            assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+            assert_eq!(rolling.max_surge, Some(IntOrString::Int(1)));
+        }
+    }
 }

@@ -152,8 +152,8 @@ async fn controller_reconciles_and_ignores_its_own_status_writes() {
         .filter(|l| l.starts_with("GET") && !l.contains("/secrets/"))
         .count();
     assert_eq!(
-        lists, 8,
-        "the registries and seven child kinds, listed once (Secrets are never listed): {first:?}"
+        lists, 10,
+        "the registries and the nine built-in child kinds, listed once (Secrets are never listed): {first:?}"
     );
     for name in ["packs", "nullsize"] {
         let get = format!("GET /api/v1/namespaces/banter/secrets/{name}-tokens");

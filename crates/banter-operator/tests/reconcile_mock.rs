@@ -1476,3 +1476,350 @@ async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
         "{events:?}"
     );
 }
+
+const EXTERNAL_UNREACHABLE: &str =
+    "no registry pod reports the external Redis redis.example.com:6379 reachable yet (their readiness checks it)";
+
+/// Operator-managed Redis → an external one: the Redis StatefulSet, its
+/// Service and NetworkPolicy are pruned; its volume is deleted only
+/// without retainOnDelete.
+#[tokio::test]
+async fn switching_to_an_external_redis_prunes_the_managed_one_and_honours_retain() {
+    for retain in [false, true] {
+        let old = registry(json!({"replicas": 3, "storage": {"backend": "redis", "retainOnDelete": retain}}));
+        let mut observed = steady(&old, false);
+        observed.push(redis_claim_pvc(Some(UID)));
+        let reg = with_status_of(
+            registry(
+                json!({"replicas": 3, "storage": {"backend": "redis", "retainOnDelete": retain,
+                "redis": {"external": {"host": "redis.example.com",
+                                       "passwordSecretRef": {"name": "managed-redis", "key": "token"}}}}}),
+            ),
+            &old,
+            &observed,
+            false,
+        );
+        let children = desired(&reg, false);
+        assert!(children.iter().all(|c| c.kind != ChildKind::StatefulSet));
+        let by = |k, n| child(&children, k, n);
+        let mut exps = vec![
+            apply(
+                by(ChildKind::ConfigMap, "packs-config"),
+                BodyCheck::Fields(vec![
+                    (
+                        "/data/BANTER_REGISTRY_REDIS_URL",
+                        json!("redis://redis.example.com:6379/0"),
+                    ),
+                    ("/data/BANTER_REGISTRY_REDIS_CA_FILE", Value::Null),
+                ]),
+            ),
+            apply(
+                by(ChildKind::Deployment, "packs"),
+                BodyCheck::Fields(vec![
+                    ("/spec/template/spec/volumes/2/name", json!("redis-auth")),
+                    (
+                        "/spec/template/spec/volumes/2/secret/secretName",
+                        json!("managed-redis"),
+                    ),
+                    ("/spec/template/spec/volumes/2/secret/items/0/key", json!("token")),
+                ]),
+            ),
+        ];
+        if !retain {
+            exps.push(delete(ChildKind::PersistentVolumeClaim, "data-packs-redis-0"));
+        }
+        exps.push(delete(ChildKind::Service, "packs-redis"));
+        exps.push(delete(ChildKind::StatefulSet, "packs-redis"));
+        exps.push(delete(ChildKind::NetworkPolicy, "packs-redis"));
+        exps.push(status_apply(status_body(
+            2,
+            0,
+            3,
+            "redis",
+            &[
+                (
+                    "Ready",
+                    "False",
+                    "ExternalRedisUnreachable",
+                    &format!("StorageReady: {EXTERNAL_UNREACHABLE}"),
+                ),
+                (
+                    "StorageReady",
+                    "False",
+                    "ExternalRedisUnreachable",
+                    EXTERNAL_UNREACHABLE,
+                ),
+                ("RegistryReady", "False", "ReplicasNotReady", "0/3 replicas ready"),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        )));
+        let h = Harness::new(&observed, false, exps);
+        assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
+        let events = h.finish().await;
+        let pruned = events.iter().filter(|e| e.reason == "Pruned").count();
+        assert_eq!(pruned, if retain { 3 } else { 4 }, "retain {retain}: {events:?}");
+    }
+}
+
+/// Once the registry pods are ready they have reached the external Redis:
+/// StorageReady turns true from their readiness alone.
+#[tokio::test]
+async fn an_external_redis_is_ready_when_the_registry_pods_are() {
+    let reg = registry(json!({"replicas": 2, "storage": {"backend": "redis",
+        "redis": {"external": {"host": "redis.example.com"}}}}));
+    let observed = steady(&reg, false);
+    let reg = with_status_of(
+        reg,
+        &registry(json!({"replicas": 2, "storage": {"backend": "redis"}})),
+        &[],
+        false,
+    );
+    let h = Harness::new(
+        &observed,
+        false,
+        vec![status_apply(status_body(
+            2,
+            2,
+            2,
+            "redis",
+            &[
+                ("Ready", "True", "Available", "registry is serving"),
+                (
+                    "StorageReady",
+                    "True",
+                    "ExternalRedisReachable",
+                    "2 registry pods reach the external Redis redis.example.com:6379",
+                ),
+                ("RegistryReady", "True", "ReplicasReady", "2/2 replicas ready"),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        ))],
+    );
+    h.reconcile(&reg).await.expect("ok");
+    h.finish().await;
+}
+
+/// `spec.gateway` on a cluster without the Gateway API: no HTTPRoute, a
+/// condition saying why, the normal resync, and nothing more next time.
+#[tokio::test]
+async fn http_route_crd_missing_is_a_condition_not_an_error() {
+    let reg = registry(json!({"gateway": {"parentRefs": [{"name": "edge"}], "hostnames": ["packs.example.com"]}}));
+    assert!(desired(&reg, false).iter().all(|c| c.kind != ChildKind::HttpRoute));
+    let observed = steady(&reg, false);
+    let before = with_status_of(reg.clone(), &registry(json!({})), &observed, false);
+    let body = status_body(
+        2,
+        1,
+        1,
+        "sqlite",
+        &[
+            ("Ready", "True", "Available", "registry is serving"),
+            (
+                "StorageReady",
+                "True",
+                "PersistentVolumeClaimBound",
+                "SQLite volume is bound",
+            ),
+            ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            (
+                "ExposureReady",
+                "False",
+                "HTTPRouteCRDMissing",
+                "spec.gateway is set but the gateway.networking.k8s.io/v1 HTTPRoute CRD is not served; install the Gateway API CRDs",
+            ),
+        ],
+    );
+    let h = Harness::new(&observed, false, vec![status_apply(body)]);
+    assert_eq!(
+        h.reconcile(&before).await.expect("not an error"),
+        Action::requeue(RESYNC)
+    );
+    h.finish().await;
+    assert_eq!(h_metrics_failures(&reg, &observed).await, 0);
+}
+
+/// The reconcile after the condition was written sends nothing and fails nothing.
+async fn h_metrics_failures(reg: &BanterRegistry, observed: &[Value]) -> usize {
+    let settled = with_status(reg.clone(), observed, false);
+    let h = Harness::new(observed, false, vec![]);
+    assert_eq!(h.reconcile(&settled).await.expect("ok"), Action::requeue(RESYNC));
+    let events = h.finish().await;
+    events.iter().filter(|e| e.reason == "ReconcileFailed").count()
+}
+
+/// With the Gateway API served the HTTPRoute is applied and its host is
+/// reported as `status.url`.
+#[tokio::test]
+async fn http_route_is_applied_and_its_url_reported() {
+    let reg = registry(
+        json!({"gateway": {"parentRefs": [{"name": "edge", "namespace": "gateway-system"}],
+        "hostnames": ["packs.example.com"]}}),
+    );
+    let children = desired(&reg, true);
+    let route = child(&children, ChildKind::HttpRoute, NAME);
+    let observed: Vec<Value> = steady(&reg, true)
+        .into_iter()
+        .filter(|o| kind_of(o) != ChildKind::HttpRoute)
+        .collect();
+    let before = with_status_of(reg.clone(), &registry(json!({})), &observed, true);
+    let mut body = status_body(
+        2,
+        1,
+        1,
+        "sqlite",
+        &[
+            ("Ready", "True", "Available", "registry is serving"),
+            (
+                "StorageReady",
+                "True",
+                "PersistentVolumeClaimBound",
+                "SQLite volume is bound",
+            ),
+            ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ("ExposureReady", "True", "Applied", "HTTPRoute applied"),
+        ],
+    );
+    body["status"]["url"] = json!("https://packs.example.com");
+    let h = Harness::new(
+        &observed,
+        true,
+        vec![
+            apply(route, BodyCheck::Golden("http-route/HTTPRoute-packs".into())),
+            status_apply(body),
+        ],
+    );
+    h.reconcile(&before).await.expect("ok");
+    h.finish().await;
+}
+
+/// The live Deployment of an autoscaled registry as the HPA left it.
+fn scaled_by_hpa(observed: &mut [Value], replicas: i64) {
+    let d = observed
+        .iter_mut()
+        .find(|o| kind_of(o) == ChildKind::Deployment)
+        .expect("deployment");
+    d["spec"]["replicas"] = json!(replicas);
+    d["status"] = json!({"observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+        "readyReplicas": replicas});
+}
+
+/// The HPA changing the live Deployment's replicas is never reverted: the
+/// next reconcile writes no child (only the status follows the count), and
+/// once the status says so, nothing at all.
+#[tokio::test]
+async fn an_hpa_changing_replicas_leads_to_zero_writes() {
+    let reg = registry(json!({"storage": {"backend": "redis"},
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 6}}));
+    let mut observed = steady(&reg, true);
+    scaled_by_hpa(&mut observed, 2);
+    let before = with_status(reg.clone(), &observed, true);
+    // The HPA scales to 5; the watch event triggers a reconcile.
+    scaled_by_hpa(&mut observed, 5);
+    let h = Harness::new(
+        &observed,
+        true,
+        vec![status_apply(status_body(
+            2,
+            5,
+            5,
+            "redis",
+            &[
+                ("Ready", "True", "Available", "registry is serving"),
+                ("StorageReady", "True", "RedisReady", "Redis is ready"),
+                ("RegistryReady", "True", "ReplicasReady", "5/5 replicas ready"),
+                ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+            ],
+        ))],
+    );
+    h.reconcile(&before).await.expect("ok");
+    h.finish().await;
+
+    let settled = with_status(reg, &observed, true);
+    let h = Harness::new(&observed, true, vec![]);
+    assert_eq!(h.reconcile(&settled).await.expect("ok"), Action::requeue(RESYNC));
+    assert!(h.finish().await.is_empty());
+}
+
+/// Switching autoscaling on over a Deployment the operator scaled: a second
+/// field manager first co-owns the live `spec.replicas`, so the apply that
+/// leaves the field out cannot reset it; then the HPA is created.
+#[tokio::test]
+async fn turning_autoscaling_on_hands_replicas_over_without_resetting_them() {
+    let old = registry(json!({"replicas": 3, "storage": {"backend": "redis"}}));
+    let observed = steady(&old, true);
+    let reg = with_status_of(
+        registry(json!({"replicas": 3, "storage": {"backend": "redis"},
+            "autoscaling": {"minReplicas": 2, "maxReplicas": 6}})),
+        &old,
+        &observed,
+        true,
+    );
+    let children = desired(&reg, true);
+    let deployment = child(&children, ChildKind::Deployment, NAME);
+    let mut handoff = exp(Method::PATCH, format!("{}/{NAME}", collection(ChildKind::Deployment)));
+    handoff.query = vec!["fieldManager=banter-operator-replicas-handoff".into()];
+    handoff.body = BodyCheck::Json(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": NAME}, "spec": {"replicas": 3}}));
+    let mut live = observed_from(deployment);
+    live["spec"]["replicas"] = json!(3);
+    live["status"] = json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "readyReplicas": 3});
+    handoff.response = live.clone();
+    let mut apply_deployment = apply(deployment, BodyCheck::Fields(vec![("/spec/replicas", Value::Null)]));
+    apply_deployment.response = live;
+    let exps = vec![
+        handoff,
+        apply_deployment,
+        apply(
+            child(&children, ChildKind::HorizontalPodAutoscaler, NAME),
+            BodyCheck::Golden("autoscaling-on/HorizontalPodAutoscaler-packs".into()),
+        ),
+        // The status already says 3/3 ready: nothing to write.
+    ];
+    let h = Harness::new(&observed, true, exps);
+    h.reconcile(&reg).await.expect("ok");
+    let events = h.finish().await;
+    let created: Vec<_> = events
+        .iter()
+        .filter(|e| e.reason == "Created")
+        .map(|e| e.note.as_str())
+        .collect();
+    assert_eq!(created, ["created HorizontalPodAutoscaler packs"]);
+}
+
+/// A LoadBalancer Service's assigned address is the external URL when no
+/// Ingress or HTTPRoute names a host.
+#[tokio::test]
+async fn a_load_balancer_address_is_reported_as_the_url() {
+    let reg = registry(json!({"service": {"type": "LoadBalancer", "port": 8080}}));
+    let mut observed = steady(&reg, false);
+    let before = with_status_of(reg.clone(), &reg, &observed, false);
+    let svc = observed
+        .iter_mut()
+        .find(|o| kind_of(o) == ChildKind::Service)
+        .expect("service");
+    svc["status"] = json!({"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}});
+    let mut body = status_body(
+        2,
+        1,
+        1,
+        "sqlite",
+        &[
+            ("Ready", "True", "Available", "registry is serving"),
+            (
+                "StorageReady",
+                "True",
+                "PersistentVolumeClaimBound",
+                "SQLite volume is bound",
+            ),
+            ("RegistryReady", "True", "ReplicasReady", "1/1 replicas ready"),
+            ("MonitoringReady", "True", "NotRequested", "no monitoring requested"),
+        ],
+    );
+    body["status"]["endpoint"] = json!("http://packs.banter.svc:8080");
+    body["status"]["url"] = json!("http://203.0.113.7:8080");
+    let h = Harness::new(&observed, false, vec![status_apply(body)]);
+    h.reconcile(&before).await.expect("ok");
+    h.finish().await;
+}
