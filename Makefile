@@ -2,6 +2,11 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
+# The binaries the checks run, built exactly as `cargo test --workspace`
+# builds them (it builds every bin for the integration tests): a
+# `cargo build -p …` resolves dependency features differently and would
+# compile the whole dependency tree a second time. A no-op after the tests.
+BUILD_BINS := $(CARGO) test --workspace --no-run
 
 DEMO_PACKS := crates/banter-registry/demo
 

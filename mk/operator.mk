@@ -1,4 +1,6 @@
 # banter-operator targets; included from the top-level Makefile.
+# Defined in the top-level Makefile; this default lets the file run alone.
+BUILD_BINS ?= cargo test --workspace --no-run
 CARGO ?= cargo
 OPERATOR_BIN := $(CURDIR)/target/debug/banter-operator
 
@@ -6,7 +8,7 @@ OPERATOR_BIN := $(CURDIR)/target/debug/banter-operator
 
 ## crds: regenerate crds/banterregistry.yaml from the Rust types
 crds:
-	$(CARGO) build -p banter-operator --bin banter-operator
+	$(BUILD_BINS)
 	$(OPERATOR_BIN) crd > crds/banterregistry.yaml
 
 ## check-crds: fail when crds/ is stale (also checked by `cargo test`)

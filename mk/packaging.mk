@@ -2,6 +2,8 @@
 # Usage: make -f mk/packaging.mk packaging-test   (after mk/deps-packaging.sh)
 # The top-level Makefile may `include mk/packaging.mk`; paths are relative to
 # the repository root.
+# Defined in the top-level Makefile; this default lets the file run alone.
+BUILD_BINS ?= cargo test --workspace --no-run
 
 CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/target
@@ -28,7 +30,7 @@ $(HELM) $(PKG_PY):
 	bash mk/deps-packaging.sh
 
 operator-bin:
-	$(CARGO) build -p banter-operator --bin banter-operator
+	$(BUILD_BINS)
 
 ## packaging-generate: regenerate the chart's CRD template, the kustomize base and docs/crd-reference.md
 packaging-generate: $(HELM) $(PKG_PY)
