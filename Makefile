@@ -13,12 +13,20 @@ DEMO_PACKS := crates/banter-registry/demo
 include mk/operator.mk
 include mk/packaging.mk
 include mk/monitoring.mk
+include mk/contract.mk
 
 .PHONY: run test deps build fmt lint docs packaging-checks bench
 
+RUN_LISTEN ?= 127.0.0.1:8080
+RUN_DATA ?= data
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+
 ## run: the registry on embedded SQLite in ./data, seeded with the demo packs, on http://127.0.0.1:8080
+## (RUN_LISTEN and RUN_DATA change address and directory); refuses to start, before touching the
+## database, when the address is taken or another registry serves the same database
 run:
-	$(CARGO) run -p banter-registry -- serve --seed $(DEMO_PACKS)
+	$(CARGO) build -p banter-registry --bin banter-registry
+	$(TARGET_DIR)/debug/banter-registry serve --listen $(RUN_LISTEN) --sqlite-path $(RUN_DATA)/registry.db --seed $(DEMO_PACKS)
 
 ## test: the whole suite (installs missing test dependencies first)
 test: deps
@@ -27,8 +35,8 @@ test: deps
 	$(CARGO) test --workspace
 	$(MAKE) --no-print-directory packaging-checks
 
-## packaging-checks: chart, kustomize, examples, Pod Security, GitOps, alert rules (the RBAC test runs in cargo test)
-packaging-checks: packaging-check-generated chart-test kustomize-test examples-test pss-test gitops-test monitoring-test
+## packaging-checks: chart, kustomize, examples, Pod Security, GitOps, alert rules, the HTTP contract (the RBAC test runs in cargo test)
+packaging-checks: packaging-check-generated chart-test kustomize-test examples-test pss-test gitops-test monitoring-test contract-test
 
 ## bench: the benchmarks (never part of `make test`): the operator at scale
 bench: bench-operator

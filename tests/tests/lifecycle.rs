@@ -732,9 +732,28 @@ async fn external_redis_autoscaling_and_exposure() {
     // longer owns the field.
     let d = wait_exists::<Deployment>(&env, name).await.expect("deployment");
     let replicas = d.spec.as_ref().and_then(|s| s.replicas);
+    // Exactly the 3 from before: a reset to 1 would show as the HPA's 2.
+    assert_eq!(replicas, Some(3), "replicas after the hand-over");
+    let owners: Vec<(String, bool)> = d
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            let owns = m
+                .fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some());
+            (m.manager.clone().unwrap_or_default(), owns)
+        })
+        .collect();
     assert!(
-        replicas.is_some_and(|r| r >= 2),
-        "replicas after the hand-over: {replicas:?}"
+        !owners.iter().any(|(m, owns)| m == "banter-operator" && *owns),
+        "the operator still owns spec.replicas: {owners:?}"
+    );
+    assert!(
+        owners.iter().any(|(_, owns)| *owns),
+        "nobody owns spec.replicas: {owners:?}"
     );
     let pod = d.spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod spec");
     assert_eq!(pod.node_selector.expect("nodeSelector")["kubernetes.io/os"], "linux");

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 pub const HOSTNAME_PATTERN: &str =
     r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
 
-/// An HTTP path prefix: starts with `/`, no whitespace, query or fragment.
-pub const PATH_PATTERN: &str = r"^/[^\s?#]*$";
+/// An HTTP path prefix: `/`, or `/`-separated non-empty segments of URL
+/// path characters (no `//`, whitespace, query or fragment), as Ingress and
+/// HTTPRoute validation accept it.
+pub const PATH_PATTERN: &str = r"^/([A-Za-z0-9._~!$&'()*+,;=:@%-]+(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?)?$";
 
 fn default_true() -> bool {
     true
@@ -93,7 +95,8 @@ pub struct GatewaySpec {
     #[schemars(length(max = 16))]
     pub hostnames: Vec<String>,
 
-    /// Path prefix matched by the route.
+    /// Path prefix matched by the route; stripped before the request reaches
+    /// the registry (which serves its API at the root).
     #[serde(default = "default_path")]
     #[schemars(pattern(PATH_PATTERN), length(min = 1, max = 1024))]
     pub path: String,

@@ -37,9 +37,9 @@ pub struct PodPlacement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
 
-    /// How pods spread across failure domains. Absent: for more than one
-    /// registry replica, spread across nodes and zones with
-    /// `whenUnsatisfiable: ScheduleAnyway`; given (even `[]`), replaces that.
+    /// How pods spread across failure domains. Absent: registry pods spread
+    /// across nodes and zones with `whenUnsatisfiable: ScheduleAnyway` (Redis,
+    /// one pod, gets none); given (even `[]`), replaces that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 

@@ -198,7 +198,7 @@ impl Default for ServiceSpec {
 }
 
 /// An IPv4 or IPv6 CIDR such as `203.0.113.0/24` or `2001:db8::/32`.
-pub const CIDR_PATTERN: &str = r"^(([0-9]{1,3}\.){3}[0-9]{1,3}/([0-9]|[12][0-9]|3[0-2])|[0-9a-fA-F:]*:[0-9a-fA-F:.]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$";
+pub const CIDR_PATTERN: &str = r"^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3}/([0-9]|[12][0-9]|3[0-2])|[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:]*/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8]))$";
 
 /// `Service.spec.externalTrafficPolicy`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -447,14 +447,15 @@ pub struct ExternalRedisSpec {
     pub password_secret_ref: Option<SecretKeyRef>,
 
     /// Prefix of every key the registry writes, so several registries can
-    /// share one Redis; absent: `banter:<registry name>:`.
+    /// share one Redis; absent: `banter:<namespace>:<registry name>:`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), pattern(r"^[!-~]+$"))]
     pub key_prefix: Option<String>,
 }
 
 /// A DNS name, IPv4 address or bracket-free IPv6 address.
-pub const REDIS_HOST_PATTERN: &str = r"^([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\.?|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*)$";
+// IPv6 needs two colons at least, so `10.0.0.5:6379` (a port) is refused.
+pub const REDIS_HOST_PATTERN: &str = r"^([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*\.?|[0-9a-fA-F.]*:[0-9a-fA-F.]*:[0-9a-fA-F:.]*)$";
 
 fn default_redis_port() -> i32 {
     6379
@@ -711,12 +712,14 @@ impl BanterRegistrySpec {
             if a.min_replicas > a.max_replicas {
                 return Err("spec.autoscaling.minReplicas must not exceed maxReplicas".to_string());
             }
-            // Utilization is a share of the request: without one the
-            // autoscaler cannot compute it and never scales.
+            // Utilization is a share of the request (a limit alone becomes
+            // the request): without either the autoscaler never scales.
             let requested = |resource: &str| {
-                self.resources
-                    .as_ref()
-                    .is_none_or(|r| r.requests.as_ref().is_some_and(|q| q.contains_key(resource)))
+                self.resources.as_ref().is_none_or(|r| {
+                    [&r.requests, &r.limits]
+                        .into_iter()
+                        .any(|q| q.as_ref().is_some_and(|q| q.contains_key(resource)))
+                })
             };
             if !requested("cpu") {
                 return Err(

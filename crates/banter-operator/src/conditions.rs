@@ -42,6 +42,10 @@ pub mod reasons {
     pub const PROMETHEUS_RULE_CRD_MISSING: &str = "PrometheusRuleCRDMissing";
     /// An HTTPRoute was requested but gateway.networking.k8s.io/v1 does not serve it.
     pub const HTTP_ROUTE_CRD_MISSING: &str = "HTTPRouteCRDMissing";
+    /// A requested Ingress or HTTPRoute is not in the cluster (its apply failed).
+    pub const NOT_APPLIED: &str = "NotApplied";
+    /// A parent Gateway reports the HTTPRoute `Accepted=False`.
+    pub const HTTP_ROUTE_NOT_ACCEPTED: &str = "HTTPRouteNotAccepted";
     /// The external Redis answers the registry pods' readiness checks.
     pub const EXTERNAL_REDIS_REACHABLE: &str = "ExternalRedisReachable";
     /// No registry pod reports the external Redis reachable.

@@ -18,6 +18,10 @@ pub enum Error {
     /// The resource lacks metadata the operator relies on.
     #[error("resource is missing {0}")]
     MissingMetadata(&'static str),
+    /// Handing the Deployment's replicas to the autoscaler failed (a stale
+    /// cache, a conflict with the autoscaler): retried, never a spec error.
+    #[error("handing spec.replicas over to the autoscaler failed")]
+    ReplicasHandOver(#[source] kube::Error),
 }
 
 impl Error {
@@ -35,6 +39,7 @@ impl Error {
             Self::Serde(_) => "Serialization",
             Self::MissingMetadata(_) => "MissingMetadata",
             Self::CacheNotSynced => "CacheNotSynced",
+            Self::ReplicasHandOver(_) => "ReplicasHandOver",
         }
     }
 }

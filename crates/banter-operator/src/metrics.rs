@@ -98,6 +98,7 @@ pub const ERROR_REASONS: &[&str] = &[
     "Serialization",
     "MissingMetadata",
     "CacheNotSynced",
+    "ReplicasHandOver",
 ];
 
 /// Creates every condition/status pair of `registries` at 0.

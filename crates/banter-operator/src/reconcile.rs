@@ -604,13 +604,20 @@ async fn hand_replicas_over(api: &Api<DynamicObject>, name: &str, replicas: i64)
         "metadata": {"name": name},
         "spec": {"replicas": replicas},
     });
-    api.patch(
-        name,
-        &PatchParams::apply(REPLICAS_HANDOFF_MANAGER),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    match api
+        .patch(
+            name,
+            &PatchParams::apply(REPLICAS_HANDOFF_MANAGER),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Gone since the cache saw it: the apply creates it afresh, with
+        // nothing to reset.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::ReplicasHandOver(e)),
+    }
 }
 
 /// Deletes what carries this registry's labels but is no longer desired.
@@ -619,10 +626,25 @@ async fn hand_replicas_over(api: &Api<DynamicObject>, name: &str, replicas: i64)
 async fn prune(ctx: &Context, v: &ValidatedRegistry<'_>, desired: &[Child], after: &mut Observed) -> Vec<Failure> {
     let wanted: BTreeSet<(ChildKind, &str)> = desired.iter().map(|c| (c.kind, c.name.as_str())).collect();
     let spec = &v.registry.spec;
+    // Moving to an external Redis: the old pods still use the operator's
+    // Redis until the new ones serve, so it goes only after the rollout.
+    let keep_managed_redis = spec.storage.backend == Backend::Redis
+        && spec.storage.redis.external.is_some()
+        && !status::serving(after.get(&(ChildKind::Deployment, labels::names::registry(&v.name))));
+    let deferred = |obj: &Value| {
+        keep_managed_redis
+            && matches!(
+                obj.pointer("/metadata/labels")
+                    .and_then(|l| l.get(labels::keys::COMPONENT))
+                    .and_then(Value::as_str),
+                Some("redis" | "redis-auth")
+            )
+    };
     let doomed: Vec<(ChildKind, String)> = after
         .iter()
         .filter(|((kind, name), obj)| {
             !wanted.contains(&(*kind, name.as_str()))
+                && !deferred(obj)
                 && match kind {
                     ChildKind::Secret => false,
                     ChildKind::PersistentVolumeClaim => {

@@ -38,6 +38,19 @@ fn rolled_out(deployment: Option<&Value>, replicas: i32) -> bool {
     current && replaced
 }
 
+/// Whether the Deployment serves on its current template: its status is
+/// known, at least one pod is ready and the rollout has finished.
+pub fn serving(deployment: Option<&Value>) -> bool {
+    let wanted = deployment
+        .and_then(|d| d.pointer("/spec/replicas"))
+        .and_then(Value::as_i64)
+        .and_then(|r| i32::try_from(r).ok())
+        .unwrap_or(1);
+    deployment.is_some_and(|d| d.get("status").is_some())
+        && int_at(deployment, "/status/readyReplicas") >= 1
+        && rolled_out(deployment, wanted)
+}
+
 /// What the reconciler found out besides the children themselves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Findings {
@@ -227,6 +240,8 @@ pub fn compute(
             reasons::HTTP_ROUTE_CRD_MISSING,
             "spec.gateway is set but the gateway.networking.k8s.io/v1 HTTPRoute CRD is not served; install the Gateway API CRDs",
         )
+    } else if let Some(problem) = exposure_problem(observed, &name, wants_ingress, wants_route) {
+        ConditionUpdate::new(ConditionType::ExposureReady, false, problem.0, problem.1)
     } else if wants_route || wants_ingress {
         ConditionUpdate::new(
             ConditionType::ExposureReady,
@@ -246,6 +261,9 @@ pub fn compute(
             "no Ingress or HTTPRoute requested",
         )
     };
+
+    // A URL is reported only for what actually exposes the registry.
+    let external = urls.external.filter(|_| exposure.status);
 
     // Ready carries the reason of the first part that blocks it, so
     // `kubectl get -o wide` and alerts say what is wrong, not only that.
@@ -270,7 +288,7 @@ pub fn compute(
         ),
         ready_replicas: Some(ready_replicas),
         replicas: Some(format!("{ready_replicas}/{desired}")),
-        url: urls.external.or_else(|| load_balancer_url(registry, observed)),
+        url: external.or_else(|| load_balancer_url(registry, observed)),
         endpoint: Some(urls.endpoint),
         backend: Some(spec.storage.backend),
     }
@@ -304,10 +322,61 @@ fn load_balancer_url(registry: &BanterRegistry, observed: &Observed) -> Option<S
     } else {
         host.to_string()
     };
-    Some(if svc.port == 80 {
-        format!("http://{host}")
-    } else {
-        format!("http://{host}:{}", svc.port)
+    // 443 is TLS at the load balancer (a certificate annotation): https.
+    Some(match svc.port {
+        80 => format!("http://{host}"),
+        443 => format!("https://{host}"),
+        port => format!("http://{host}:{port}"),
+    })
+}
+
+/// Why a requested Ingress or HTTPRoute does not expose the registry: not
+/// in the cluster (its apply failed), or a Gateway refused the route.
+fn exposure_problem(observed: &Observed, name: &str, ingress: bool, route: bool) -> Option<(&'static str, String)> {
+    let get = |kind| observed.get(&(kind, names::registry(name)));
+    if ingress && get(ChildKind::Ingress).is_none() {
+        return Some((
+            reasons::NOT_APPLIED,
+            format!("Ingress {name} is not in the cluster yet"),
+        ));
+    }
+    if !route {
+        return None;
+    }
+    let Some(live) = get(ChildKind::HttpRoute) else {
+        return Some((
+            reasons::NOT_APPLIED,
+            format!("HTTPRoute {name} is not in the cluster yet"),
+        ));
+    };
+    let refused: Vec<String> = live
+        .pointer("/status/parents")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let accepted = p
+                .get("conditions")?
+                .as_array()?
+                .iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some("Accepted"))?;
+            (accepted.get("status").and_then(Value::as_str) == Some("False")).then(|| {
+                format!(
+                    "{}: {}",
+                    p.pointer("/parentRef/name").and_then(Value::as_str).unwrap_or("?"),
+                    accepted
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("not accepted")
+                )
+            })
+        })
+        .collect();
+    (!refused.is_empty()).then(|| {
+        (
+            reasons::HTTP_ROUTE_NOT_ACCEPTED,
+            format!("HTTPRoute {name} is not accepted by {}", refused.join("; ")),
+        )
     })
 }
 

@@ -943,11 +943,11 @@ fn several_replicas_spread_across_nodes_and_zones_by_default() {
         assert_eq!(sel["app.kubernetes.io/component"], "registry");
         assert_eq!(sel["app.kubernetes.io/instance"], "packs");
     }
-    // One replica: nothing to spread. An explicit `[]`: no constraints.
-    assert!(
-        pod_spec(&deployment(&build(&registry(redis(1)), true)))
-            .topology_spread_constraints
-            .is_none()
+    // One replica: the same spread, so scaling never changes the template
+    // (and never restarts every pod). An explicit `[]`: no constraints.
+    assert_eq!(
+        deployment(&build(&registry(redis(1)), true)).spec.map(|s| s.template),
+        deployment(&build(&registry(redis(3)), true)).spec.map(|s| s.template),
     );
     let none =
         spec(serde_json::json!({"replicas": 3, "storage": {"backend": "redis"}, "topologySpreadConstraints": []}));
@@ -1058,6 +1058,9 @@ fn http_route_body_only_where_served() {
                            {"name": "internal", "port": 8080}],
             "hostnames": ["packs.example.com"],
             "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/registry"}}],
+                       // The registry serves at the root: the prefix is stripped.
+                       "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {
+                           "type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}}],
                        "backendRefs": [{"name": "packs", "port": 80}]}]})
     );
     assert_eq!(
@@ -1126,13 +1129,18 @@ fn autoscaling_leaves_replicas_to_the_hpa() {
             "must not exceed",
         ),
         (
-            serde_json::json!({"storage": {"backend": "redis"}, "resources": {"limits": {"cpu": "1"}}, "autoscaling": {"maxReplicas": 3}}),
+            serde_json::json!({"storage": {"backend": "redis"}, "resources": {"requests": {"memory": "64Mi"}}, "autoscaling": {"maxReplicas": 3}}),
             "requests.cpu",
         ),
     ] {
         let err = spec(bad.clone()).validate().expect_err("refused");
         assert!(err.contains(why), "{bad}: {err}");
     }
+    // A limit alone is the request too (Kubernetes copies it).
+    let limits_only = spec(serde_json::json!({"storage": {"backend": "redis"},
+        "resources": {"limits": {"cpu": "1", "memory": "256Mi"}},
+        "autoscaling": {"maxReplicas": 3, "targetMemoryUtilizationPercentage": 80}}));
+    assert_eq!(limits_only.validate(), Ok(()));
 }
 
 #[test]
@@ -1202,7 +1210,8 @@ fn external_redis_runs_nothing_and_mounts_the_given_secrets() {
         .data
         .expect("data");
     assert_eq!(data["BANTER_REGISTRY_REDIS_URL"], "redis://[fd00::10]:6379/0");
-    assert_eq!(data["BANTER_REGISTRY_REDIS_KEY_PREFIX"], "banter:packs:");
+    // Shared Redis: the default prefix names the namespace as well.
+    assert_eq!(data["BANTER_REGISTRY_REDIS_KEY_PREFIX"], "banter:banter:packs:");
     assert!(!data.contains_key("BANTER_REGISTRY_REDIS_PASSWORD_FILE"));
     assert!(!data.contains_key("BANTER_REGISTRY_REDIS_CA_FILE"));
     let volumes = pod_spec(&deployment(&c)).volumes.expect("volumes");
@@ -1222,22 +1231,27 @@ fn registry_pods_drain_before_they_stop() {
         let dspec = d.spec.clone().expect("spec");
         assert_eq!(dspec.min_ready_seconds, Some(5));
         let pod = pod_spec(&d);
+        let sqlite = s.storage.backend == Backend::Sqlite;
         let hook = pod.containers[0]
             .lifecycle
             .clone()
             .and_then(|l| l.pre_stop)
             .and_then(|p| p.exec)
-            .and_then(|e| e.command)
-            .expect("preStop exec");
-        assert_eq!(hook, ["banter-registry", "sleep", "10s"]);
+            .and_then(|e| e.command);
+        if sqlite {
+            // One pod, Recreate: nowhere to move traffic, so no wait.
+            assert_eq!(hook, None);
+        } else {
+            assert_eq!(hook.expect("preStop exec"), ["banter-registry", "sleep", "10s"]);
+        }
         let data = typed::<ConfigMap>(find(&c, ChildKind::ConfigMap, "packs-config"))
             .data
             .expect("data");
         assert_eq!(data["BANTER_REGISTRY_SHUTDOWN_TIMEOUT"], "25s");
         // The kubelet's grace covers the preStop wait and the whole drain.
         let grace = pod.termination_grace_period_seconds.expect("grace");
-        assert!(grace > 10 + 25, "grace {grace}");
-        assert_eq!(grace, children::termination_grace_period_seconds());
+        assert!(grace > if sqlite { 25 } else { 10 + 25 }, "grace {grace}");
+        assert_eq!(grace, children::termination_grace_period_seconds(!sqlite));
         if s.storage.backend == Backend::Redis {
             let rolling = dspec.strategy.expect("strategy").rolling_update.expect("rolling");
             use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

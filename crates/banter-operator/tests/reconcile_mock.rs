@@ -1525,12 +1525,8 @@ async fn switching_to_an_external_redis_prunes_the_managed_one_and_honours_retai
                 ]),
             ),
         ];
-        if !retain {
-            exps.push(delete(ChildKind::PersistentVolumeClaim, "data-packs-redis-0"));
-        }
-        exps.push(delete(ChildKind::Service, "packs-redis"));
-        exps.push(delete(ChildKind::StatefulSet, "packs-redis"));
-        exps.push(delete(ChildKind::NetworkPolicy, "packs-redis"));
+        // The old pods still use the operator's Redis: nothing is pruned
+        // until the new ones serve.
         exps.push(status_apply(status_body(
             2,
             0,
@@ -1554,6 +1550,31 @@ async fn switching_to_an_external_redis_prunes_the_managed_one_and_honours_retai
             ],
         )));
         let h = Harness::new(&observed, false, exps);
+        assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
+        let events = h.finish().await;
+        assert!(
+            !events.iter().any(|e| e.reason == "Pruned"),
+            "pruned before the rollout: {events:?}"
+        );
+
+        // The rollout finished on the external Redis: now the operator's
+        // Redis goes, its volume only without retainOnDelete.
+        let mut rolled: Vec<Value> = observed
+            .iter()
+            .filter(|o| !matches!(kind_of(o), ChildKind::Deployment | ChildKind::ConfigMap))
+            .cloned()
+            .collect();
+        rolled.push(observed_from(by(ChildKind::ConfigMap, "packs-config")));
+        rolled.push(observed_from(by(ChildKind::Deployment, "packs")));
+        let reg = with_status(reg.clone(), &rolled, false);
+        let mut exps = Vec::new();
+        if !retain {
+            exps.push(delete(ChildKind::PersistentVolumeClaim, "data-packs-redis-0"));
+        }
+        exps.push(delete(ChildKind::Service, "packs-redis"));
+        exps.push(delete(ChildKind::StatefulSet, "packs-redis"));
+        exps.push(delete(ChildKind::NetworkPolicy, "packs-redis"));
+        let h = Harness::new(&rolled, false, exps);
         assert_eq!(h.reconcile(&reg).await.expect("ok"), Action::requeue(RESYNC));
         let events = h.finish().await;
         let pruned = events.iter().filter(|e| e.reason == "Pruned").count();

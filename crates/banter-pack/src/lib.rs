@@ -14,6 +14,9 @@ mod validate;
 pub use digest::{Digest, DigestError};
 pub use duplicate::first_duplicate_key;
 pub use model::{Line, Pack, Persona};
-pub use name::{NameError, PackName, Reference, TagName, VersionError, parse_version, version_key};
+pub use name::{
+    NAME_PATTERN, NameError, PackName, Reference, TAG_CHARS_PATTERN, TagName, VERSION_PATTERN, VersionError,
+    parse_version, reference_pattern, tag_pattern, version_key,
+};
 pub use schema::{SCHEMA_JSON, schema_value};
 pub use validate::{Limits, PackError, Violation, validate_pack};

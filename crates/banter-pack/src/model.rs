@@ -60,6 +60,30 @@ pub struct Line {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<f64>,
     /// Minimum time before the line repeats.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "integral_millis"
+    )]
     pub cooldown_ms: Option<u64>,
+}
+
+/// An integer as JSON Schema counts one: any number without a fractional
+/// part, so `5.0` and `5e3` are integers as much as `5` is (every validator
+/// of the published schema accepts them).
+fn integral_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(u));
+    }
+    match n.as_f64() {
+        // Exact below 2^53, far above the schema's maximum.
+        Some(f) if f.fract() == 0.0 && (0.0..9_007_199_254_740_992.0).contains(&f) => Ok(Some(f as u64)),
+        _ => Err(D::Error::custom(format!(
+            "cooldown_ms must be a non-negative integer, got {n}"
+        ))),
+    }
 }

@@ -29,14 +29,58 @@ pub struct VersionError {
     reason: String,
 }
 
+/// A pack name: a DNS label of at most 63 characters.
+pub const NAME_PATTERN: &str = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$";
+
+/// The characters and length of a tag (it must also not look like a version).
+pub const TAG_CHARS_PATTERN: &str = r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$";
+
+/// A semantic version as the registry accepts it: semver 2.0, with numeric
+/// core parts of at most 19 digits (so every one fits in 64 bits).
+pub const VERSION_PATTERN: &str = r"^(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})\.(0|[1-9][0-9]{0,18})(-(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*)?(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$";
+
+/// What a tag must not look like, within the tag characters: a version or
+/// a version range (`1`, `1.2`, `1.x`, `x`, `1.2.3-rc.1`, digits of any length).
+const VERSION_LIKE: &str = r"([0-9]+|[xX])(\.([0-9]+|[xX])(\.([0-9]+|[xX])(-[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?)?)?";
+
+/// A tag as one ECMA-262 regular expression (with a lookahead, which
+/// OpenAPI and JSON Schema allow): the tag characters, not version-like.
+pub fn tag_pattern() -> String {
+    format!("^(?!{VERSION_LIKE}$)[a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}$")
+}
+
+/// A reference (`/versions/{ref}`): a version or a tag.
+pub fn reference_pattern() -> String {
+    let version = VERSION_PATTERN.trim_start_matches('^').trim_end_matches('$');
+    let tag = tag_pattern();
+    let tag = tag.trim_start_matches('^').trim_end_matches('$');
+    format!("^(({version})|({tag}))$")
+}
+
+fn compiled(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
+    // The patterns are constants of this module, checked by its tests.
+    cell.get_or_init(|| Regex::new(pattern).unwrap_or_else(|e| panic!("{e}")))
+}
+
 fn pack_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$").unwrap_or_else(|e| panic!("{e}")))
+    compiled(&RE, NAME_PATTERN)
 }
 
 fn tag_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$").unwrap_or_else(|e| panic!("{e}")))
+    compiled(&RE, TAG_CHARS_PATTERN)
+}
+
+fn version_like_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    static FULL: OnceLock<String> = OnceLock::new();
+    compiled(&RE, FULL.get_or_init(|| format!("^{VERSION_LIKE}$")))
+}
+
+fn version_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    compiled(&RE, VERSION_PATTERN)
 }
 
 /// A validated pack name (DNS label: at most 63 characters).
@@ -79,7 +123,9 @@ impl TagName {
         if !tag_re().is_match(s) {
             return Err(NameError::Tag(s.to_owned()));
         }
-        if semver::Version::parse(s).is_ok() || semver::VersionReq::parse(s).is_ok() {
+        // By syntax (what the published pattern says), and never anything
+        // semver would read as a version or range.
+        if version_like_re().is_match(s) || semver::Version::parse(s).is_ok() || semver::VersionReq::parse(s).is_ok() {
             return Err(NameError::TagLooksLikeVersion(s.to_owned()));
         }
         Ok(Self(s.to_owned()))
@@ -109,10 +155,17 @@ impl fmt::Display for TagName {
 
 /// Parses a semantic version, with a message fit for a user.
 pub fn parse_version(s: &str) -> Result<semver::Version, VersionError> {
-    semver::Version::parse(s).map_err(|e| VersionError {
+    let v = semver::Version::parse(s).map_err(|e| VersionError {
         input: s.to_owned(),
         reason: e.to_string(),
-    })
+    })?;
+    if !version_re().is_match(s) {
+        return Err(VersionError {
+            input: s.to_owned(),
+            reason: "a major, minor or patch number has more than 19 digits".into(),
+        });
+    }
+    Ok(v)
 }
 
 /// The identity of a version for uniqueness: build metadata does not make a
@@ -136,7 +189,7 @@ impl Reference {
     /// Parses a reference: a semantic version if it is one, otherwise a tag.
     /// Tags never parse as versions, so the two cannot be confused.
     pub fn parse(s: &str) -> Result<Self, NameError> {
-        if let Ok(v) = semver::Version::parse(s) {
+        if let Ok(v) = parse_version(s) {
             return Ok(Self::Version(v));
         }
         TagName::parse(s).map(Self::Tag)
@@ -146,6 +199,53 @@ impl Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every string over an alphabet that exercises versions and tags, up to
+    /// `len` characters.
+    fn strings(alphabet: &[char], len: usize) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut layer = vec![String::new()];
+        for _ in 0..len {
+            layer = layer
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |c| format!("{p}{c}")))
+                .collect();
+            out.extend(layer.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn the_published_patterns_say_exactly_what_the_parsers_accept() {
+        // The tag lookahead is emulated: the characters, and not version-like.
+        let tag_by_pattern = |s: &str| tag_re().is_match(s) && !version_like_re().is_match(s);
+        for s in strings(&['0', '1', '9', 'x', 'X', '.', '-', 'a', '+'], 6) {
+            let by_semver = semver::Version::parse(&s).is_ok() || semver::VersionReq::parse(&s).is_ok();
+            let is_tag = TagName::parse(&s).is_ok();
+            assert_eq!(is_tag, tag_by_pattern(&s), "tag {s:?}");
+            assert!(!(is_tag && by_semver), "{s:?} is a tag semver reads as a version");
+            assert_eq!(parse_version(&s).is_ok(), version_re().is_match(&s), "version {s:?}");
+        }
+        assert!(parse_version("99999999999999999999.0.0").is_err());
+        assert!(parse_version("9999999999999999999.0.0").is_ok());
+        assert!(
+            TagName::parse("99999999999999999999").is_err(),
+            "digits look like a version"
+        );
+        assert!(TagName::parse("01").is_err() && TagName::parse("v1").is_ok() && TagName::parse("x1").is_ok());
+        let reference = regex_lite_reference();
+        for ok in ["1.2.3", "1.2.3-rc.1+b.5", "latest", "stable_2", "v1.2"] {
+            assert!(reference(ok), "{ok}");
+        }
+        for bad in ["1.2", "x", "", "-a", "1.2.3 "] {
+            assert!(!reference(bad), "{bad}");
+        }
+    }
+
+    /// The reference pattern's meaning, checked without a lookahead engine.
+    fn regex_lite_reference() -> impl Fn(&str) -> bool {
+        |s: &str| version_re().is_match(s) || (tag_re().is_match(s) && !version_like_re().is_match(s))
+    }
 
     #[test]
     fn pack_names() {

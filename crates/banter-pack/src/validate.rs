@@ -88,9 +88,34 @@ pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str
 
     let mut violations: Vec<Violation> = validator()
         .iter_errors(&value)
-        .map(|e| Violation {
-            pointer: e.instance_path().as_str().to_owned(),
-            message: truncate(e.to_string()),
+        .flat_map(|e| {
+            let at = e.instance_path().as_str().to_owned();
+            let message = truncate(e.to_string());
+            // Point at the member that is missing or not allowed, not at the
+            // object holding it: a client can then highlight the field.
+            let members: Vec<String> = match e.kind() {
+                jsonschema::error::ValidationErrorKind::Required { property } => {
+                    vec![
+                        property
+                            .as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| property.to_string()),
+                    ]
+                }
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => unexpected.clone(),
+                _ => Vec::new(),
+            };
+            if members.is_empty() {
+                vec![Violation { pointer: at, message }]
+            } else {
+                members
+                    .into_iter()
+                    .map(|m| Violation {
+                        pointer: format!("{at}/{}", escape_pointer(&m)),
+                        message: message.clone(),
+                    })
+                    .collect()
+            }
         })
         .collect();
     // Cross-field rules read the raw value, so they are reported together with
@@ -99,12 +124,29 @@ pub fn validate_pack(bytes: &[u8], limits: &Limits, expected: Option<(&str, &str
     if !violations.is_empty() {
         return Err(PackError::Invalid(violations));
     }
-    serde_json::from_value(value).map_err(|e| {
+    // The schema admits only what the model reads, so this fails only if
+    // the two drift apart; the error still names where.
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let pointer = e
+            .path()
+            .iter()
+            .map(|segment| match segment {
+                serde_path_to_error::Segment::Seq { index } => format!("/{index}"),
+                serde_path_to_error::Segment::Map { key } => format!("/{}", escape_pointer(key)),
+                serde_path_to_error::Segment::Enum { variant } => format!("/{}", escape_pointer(variant)),
+                serde_path_to_error::Segment::Unknown => "/?".to_string(),
+            })
+            .collect();
         PackError::Invalid(vec![Violation {
-            pointer: String::new(),
-            message: truncate(e.to_string()),
+            pointer,
+            message: truncate(e.into_inner().to_string()),
         }])
     })
+}
+
+/// `token` escaped for use in an RFC 6901 JSON pointer.
+fn escape_pointer(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
 }
 
 fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
@@ -272,11 +314,51 @@ mod tests {
             "/name",
             "/lines/0/event",
             "/lines/1/cooldown_ms",
-            "",
+            // The property that is not allowed, not the object holding it.
+            "/extra",
             "/lines/1/persona",
         ] {
             assert!(ptrs.iter().any(|p| p == want), "{want:?} missing from {ptrs:?}");
         }
+    }
+
+    #[test]
+    fn integers_as_json_schema_counts_them() {
+        for (cooldown, ok) in [
+            (json!(5), true),
+            (json!(5.0), true),
+            (json!(5e3), true),
+            (json!(5.5), false),
+        ] {
+            let mut v = pack();
+            v["lines"][1]["cooldown_ms"] = cooldown.clone();
+            let got = validate_pack(v.to_string().as_bytes(), &Limits::default(), None);
+            assert_eq!(got.is_ok(), ok, "{cooldown}: {got:?}");
+            if let Err(PackError::Invalid(violations)) = got {
+                assert!(
+                    violations.iter().all(|x| x.pointer == "/lines/1/cooldown_ms"),
+                    "{violations:?}"
+                );
+            }
+        }
+        let mut v = pack();
+        v["lines"][1]["cooldown_ms"] = json!(5.0);
+        let parsed = validate_pack(v.to_string().as_bytes(), &Limits::default(), None).expect("valid");
+        assert_eq!(parsed.lines[1].cooldown_ms, Some(5));
+    }
+
+    #[test]
+    fn missing_members_are_pointed_at() {
+        let mut v = pack();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("version");
+        }
+        if let Some(o) = v["lines"][0].as_object_mut() {
+            o.remove("text");
+        }
+        let ptrs = pointers(check(&v));
+        assert!(ptrs.contains(&"/version".to_owned()), "{ptrs:?}");
+        assert!(ptrs.contains(&"/lines/0/text".to_owned()), "{ptrs:?}");
     }
 
     #[test]

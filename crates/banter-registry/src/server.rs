@@ -17,6 +17,20 @@ use crate::tokens::{self, LiveTokens, Tokens};
 
 /// Runs the registry until SIGTERM or SIGINT.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Claim the port, then the database, before anything touches the data:
+    // a second start fails here and leaves the first one's data alone.
+    let listener = TcpListener::bind(args.listen).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another banter-registry, or another server, is listening there; stop it or pass --listen HOST:PORT)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("binding {}: {e}{hint}", args.listen)
+    })?;
+    let _database_lock = match args.storage.backend {
+        crate::storage::BackendKind::Sqlite => Some(lock_database(&args.storage.sqlite_path)?),
+        crate::storage::BackendKind::Redis => None,
+    };
     let metrics = Metrics::new();
     let storage = args
         .storage
@@ -69,9 +83,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let draining = Arc::new(AtomicBool::new(false));
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let app = api::router(
         AppState {
@@ -112,7 +123,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     draining.store(true, Ordering::Release);
     if !args.shutdown_delay.is_zero() {
         tracing::info!(signal, delay = ?args.shutdown_delay, "shutting down: readiness fails, still serving for the delay");
-        tokio::time::sleep(args.shutdown_delay).await;
+        // A second signal cuts the delay short.
+        tokio::select! {
+            () = tokio::time::sleep(args.shutdown_delay) => {}
+            second = shutdown_signal() => {
+                if let Ok(second) = second {
+                    tracing::info!(signal = second, "second signal: not waiting for the rest of the delay");
+                }
+            }
+        }
     }
     tracing::info!(
         signal,
@@ -128,6 +147,50 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Err(e) => bail!("server task failed: {e}"),
     }
     Ok(())
+}
+
+/// An exclusive lock on `<database>.lock`, held while the server runs, so a
+/// second `serve` of the same SQLite file refuses to start (SQLite itself
+/// would let both write). The lock file holds the holder's PID.
+fn lock_database(db: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            bail!(
+                "the database {} is in use by another banter-registry{who}; stop it, or pass another --sqlite-path",
+                db.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 async fn shutdown_signal() -> anyhow::Result<&'static str> {

@@ -15,7 +15,9 @@ pub const MIN_TOKEN_LEN: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// Reading or writing the file failed.
-    #[error("token file {path}: {source}")]
+    // The cause is the error's source: printed once, after this line, by
+    // whoever prints the chain.
+    #[error("token file {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -226,7 +228,10 @@ pub async fn watch(
                 metrics.token_reload("ok");
             }
             Err(e) => {
-                tracing::error!(error = %e, "the changed token file cannot be used; the previous tokens stay in force");
+                tracing::error!(
+                    error = format!("{:#}", anyhow::Error::from(e)),
+                    "the changed token file cannot be used; the previous tokens stay in force"
+                );
                 metrics.token_reload("error");
             }
         }

@@ -782,7 +782,13 @@ mod cases {
             .iter()
             .map(|v| v["pointer"].as_str().unwrap())
             .collect();
-        for p in ["/lines/0/event", "/lines/1/cooldown_ms", "/personas/0/display_name", ""] {
+        // The property that is not allowed is pointed at, not the document.
+        for p in [
+            "/lines/0/event",
+            "/lines/1/cooldown_ms",
+            "/personas/0/display_name",
+            "/unexpected",
+        ] {
             assert!(pointers.contains(&p), "{p:?} missing in {pointers:?}");
         }
         // Nothing was stored by any of these.

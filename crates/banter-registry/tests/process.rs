@@ -102,6 +102,7 @@ async fn sigterm_fails_readiness_before_the_listener_closes() {
 
     let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let signalled = std::time::Instant::now();
     // Polled: the signal reaches the process asynchronously.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let not_ready = loop {
@@ -129,11 +130,55 @@ async fn sigterm_fails_readiness_before_the_listener_closes() {
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap().as_ref(), body.as_slice());
     assert!(s.child.try_wait().unwrap().is_none(), "exited before the delay");
-    // Then the listener closes and the process exits 0.
-    let status = s.terminate();
+    // Then, with no further signal, the listener closes and the process
+    // exits 0, no sooner than the delay.
+    let exit_deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < exit_deadline,
+            "still running long after the delay"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(status.success(), "exit status {status:?}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(3),
+        "exited after {:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        std::net::TcpStream::connect(s.addr()).is_err(),
+        "still listening after exit"
+    );
     let logs = s.logs();
     assert!(logs.contains("readiness fails, still serving for the delay"), "{logs}");
+}
+
+/// A second SIGTERM during the delay stops the wait at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_cuts_the_shutdown_delay_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::Sqlite(dir.path().join("registry.db"));
+    let mut s = Server::start(backend, dir.path(), &["--shutdown-delay", "60s"]);
+    let pid = nix::unistd::Pid::from_raw(s.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.get("/readyz").await.status() != 503 {
+        assert!(std::time::Instant::now() < deadline, "readiness never failed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = std::time::Instant::now();
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert!(s.logs().contains("second signal"), "{}", s.logs());
 }
 
 #[tokio::test]
@@ -151,6 +196,56 @@ async fn sleep_waits_and_exits_zero() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid value 'soon'"));
+}
+
+/// A second `serve` fails before it touches any data: on a taken port it
+/// creates no database; on a database another registry holds it neither
+/// seeds nor migrates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_start_refuses_before_touching_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("registry.db");
+    let s = Server::start(Backend::Sqlite(db.clone()), dir.path(), &[]);
+    let before: Value = s.get("/v1/stats").await.json().await.unwrap();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/demo");
+
+    let fresh = dir.path().join("other/registry.db");
+    let (ok, _, stderr) = cli(&[
+        "serve",
+        "--listen",
+        &s.addr(),
+        "--sqlite-path",
+        fresh.to_str().unwrap(),
+        "--seed",
+        demo,
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("Address already in use") && stderr.contains("--listen"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("other").exists(),
+        "a database was created for a start that failed"
+    );
+
+    let (ok, _, stderr) = cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--sqlite-path",
+        db.to_str().unwrap(),
+        "--seed",
+        demo,
+    ]);
+    assert!(!ok);
+    let pid = s.child.id().to_string();
+    assert!(
+        stderr.contains("in use by another banter-registry") && stderr.contains(&format!("pid {pid}")),
+        "{stderr}"
+    );
+    let after: Value = s.get("/v1/stats").await.json().await.unwrap();
+    assert_eq!(before, after, "the refused start changed the database");
 }
 
 async fn reqwest_fails(s: &Server) -> bool {
@@ -233,6 +328,36 @@ async fn bad_configuration_fails_with_one_clear_line() {
         let (ok, _, stderr) = cli(&full);
         assert!(!ok, "{args:?} must fail");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    // A missing token file: the OS error once, server or client.
+    let pack_file = dir.path().join("p.json");
+    std::fs::write(&pack_file, pack("once", "1.0.0", 0)).unwrap();
+    let db = dir.path().join("r.db");
+    for args in [
+        vec![
+            "serve",
+            "--token-file",
+            "/nonexistent/tokens",
+            "--listen",
+            "127.0.0.1:0",
+            "--sqlite-path",
+            db.to_str().unwrap(),
+        ],
+        vec![
+            "publish",
+            pack_file.to_str().unwrap(),
+            "--token-file",
+            "/nonexistent/tokens",
+        ],
+    ] {
+        let (ok, _, stderr) = cli(&args);
+        assert!(!ok, "{args:?} must fail");
+        assert_eq!(
+            stderr.matches("No such file or directory").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("/nonexistent/tokens"), "{stderr}");
     }
 }
 

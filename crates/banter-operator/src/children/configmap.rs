@@ -32,12 +32,17 @@ pub fn config_data(input: &BuildInput<'_>) -> BTreeMap<String, String> {
             let redis = &spec.storage.redis;
             let external = redis.external.as_ref();
             data.insert(env::REDIS_URL.into(), redis_url(input));
-            data.insert(
-                env::REDIS_KEY_PREFIX.into(),
-                external
-                    .and_then(|e| e.key_prefix.clone())
-                    .unwrap_or_else(|| format!("banter:{name}:")),
-            );
+            // A shared external Redis may serve registries of the same name
+            // in other namespaces: its default prefix names the namespace too.
+            // The operator's own Redis keeps the prefix its data was written with.
+            let prefix = match external {
+                Some(e) => e
+                    .key_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("banter:{}:{name}:", input.namespace())),
+                None => format!("banter:{name}:"),
+            };
+            data.insert(env::REDIS_KEY_PREFIX.into(), prefix);
             let (password, ca) = match external {
                 Some(e) => (
                     e.password_secret_ref.is_some(),

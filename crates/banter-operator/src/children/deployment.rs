@@ -29,11 +29,13 @@ pub const PRE_STOP_DELAY_SECONDS: i64 = 10;
 /// Seconds a new registry pod must stay ready before it counts as available.
 pub const MIN_READY_SECONDS: i32 = 5;
 
-/// The pod's grace period: the preStop wait, then the registry's own drain
-/// (`BANTER_REGISTRY_SHUTDOWN_TIMEOUT`, set in the ConfigMap), then a margin
-/// for the process to exit, so the kubelet never kills a draining registry.
-pub fn termination_grace_period_seconds() -> i64 {
-    PRE_STOP_DELAY_SECONDS + i64::from(super::configmap::SHUTDOWN_TIMEOUT_SECONDS) + 5
+/// The pod's grace period: the preStop wait (when there is one), then the
+/// registry's own drain (`BANTER_REGISTRY_SHUTDOWN_TIMEOUT`, set in the
+/// ConfigMap), then a margin for the process to exit, so the kubelet never
+/// kills a draining registry.
+pub fn termination_grace_period_seconds(pre_stop: bool) -> i64 {
+    let wait = if pre_stop { PRE_STOP_DELAY_SECONDS } else { 0 };
+    wait + i64::from(super::configmap::SHUTDOWN_TIMEOUT_SECONDS) + 5
 }
 
 /// A Secret the registry reads Redis settings from, mounted as a directory.
@@ -194,7 +196,9 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
         // Endpoints and proxies drop a terminating pod asynchronously: keep
         // serving for a while before SIGTERM stops the listener. The image
         // has no shell, so the registry binary itself waits.
-        lifecycle: Some(Lifecycle {
+        // SQLite runs one pod, replaced with `Recreate`: there is no other
+        // pod to move traffic to, so a wait would only lengthen the gap.
+        lifecycle: (!sqlite).then(|| Lifecycle {
             pre_stop: Some(LifecycleHandler {
                 exec: Some(ExecAction {
                     command: Some(vec![
@@ -231,17 +235,15 @@ pub fn deployment(input: &BuildInput<'_>, config_hash: &str) -> Deployment {
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             security_context: Some(restricted_pod_security(REGISTRY_UID)),
-            termination_grace_period_seconds: Some(termination_grace_period_seconds()),
+            termination_grace_period_seconds: Some(termination_grace_period_seconds(!sqlite)),
             containers: vec![container],
             volumes: Some(volumes),
             ..PodSpec::default()
         }),
     };
-    let spread = if input.may_run_several() {
-        super::default_spread(&selector)
-    } else {
-        Vec::new()
-    };
+    // Always spread: with one pod it only scores nodes, and a template that
+    // does not change with the replica count never restarts pods on a scale.
+    let spread = super::default_spread(&selector);
     super::apply_placement(&mut template, &spec.placement, spread);
 
     Deployment {

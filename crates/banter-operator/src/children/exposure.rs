@@ -89,12 +89,20 @@ pub fn http_route(input: &BuildInput<'_>) -> Option<Value> {
             Value::Object(r)
         })
         .collect();
+    let mut rule = json!({
+        "matches": [{ "path": { "type": "PathPrefix", "value": gw.path } }],
+        "backendRefs": [{ "name": names::registry(input.name()), "port": spec.service.port }],
+    });
+    if !gw.path.trim_end_matches('/').is_empty() {
+        // The registry serves its API at the root: strip the prefix.
+        rule["filters"] = json!([{
+            "type": "URLRewrite",
+            "urlRewrite": { "path": { "type": "ReplacePrefixMatch", "replacePrefixMatch": "/" } },
+        }]);
+    }
     let mut route_spec = json!({
         "parentRefs": parents,
-        "rules": [{
-            "matches": [{ "path": { "type": "PathPrefix", "value": gw.path } }],
-            "backendRefs": [{ "name": names::registry(input.name()), "port": spec.service.port }],
-        }],
+        "rules": [rule],
     });
     if !gw.hostnames.is_empty() {
         route_spec["hostnames"] = json!(gw.hostnames);

@@ -78,6 +78,57 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The server's own rules for every path and query parameter, so the
+/// document admits exactly the values the handlers accept.
+struct ParameterRules;
+
+impl utoipa::Modify for ParameterRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use banter_pack::{NAME_PATTERN, VERSION_PATTERN, reference_pattern, tag_pattern};
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        use utoipa::openapi::{RefOr, path::Operation};
+
+        const DIGEST: &str = "^sha256:[0-9a-f]{64}$";
+        let rule = |p: &ParameterIn, name: &str, reads: bool| -> Option<(String, Option<usize>, Option<usize>)> {
+            Some(match (p, name) {
+                (ParameterIn::Path, "name") => (NAME_PATTERN.into(), Some(1), Some(63)),
+                (ParameterIn::Path, "tag") => (tag_pattern(), Some(1), Some(128)),
+                // GET and HEAD take a version or a tag; writes an exact version.
+                (ParameterIn::Path, "version") if reads => (reference_pattern(), Some(1), None),
+                (ParameterIn::Path, "version") => (VERSION_PATTERN.into(), Some(5), None),
+                (ParameterIn::Path, "digest") | (ParameterIn::Query, "digest") => (DIGEST.into(), Some(71), Some(71)),
+                // Empty means the default page size.
+                (ParameterIn::Query, "n") => ("^[0-9]*$".into(), None, None),
+                (ParameterIn::Query, "prefix") => ("^[a-z0-9-]*$".into(), None, None),
+                _ => return None,
+            })
+        };
+        let apply = |op: &mut Operation, reads: bool| {
+            for p in op.parameters.iter_mut().flatten() {
+                if let Some((pattern, min, max)) = rule(&p.parameter_in, &p.name, reads) {
+                    p.schema = Some(RefOr::T(Schema::Object(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(pattern))
+                            .min_length(min)
+                            .max_length(max)
+                            .build(),
+                    )));
+                }
+            }
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.head].into_iter().flatten() {
+                apply(op, true);
+            }
+            for op in [&mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
+                apply(op, false);
+            }
+        }
+    }
+}
+
 /// Answers any route can give, whatever its handler does (middleware).
 struct CommonResponses;
 
@@ -139,20 +190,65 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     // Applied after the routes are merged in: it edits every operation.
     utoipa::Modify::modify(&CommonResponses, &mut doc);
+    utoipa::Modify::modify(&ParameterRules, &mut doc);
     (router, doc)
 }
 
-/// The OpenAPI document of this API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = documented().1;
-    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+/// The OpenAPI document of this API, as served at `/openapi.json`: the
+/// generated document with the pack JSON Schema as the publish body (its
+/// `$defs` moved to `components.schemas`, so every `$ref` resolves) and the
+/// tag body's version pattern.
+pub fn openapi() -> serde_json::Value {
+    let mut generated = documented().1;
+    generated.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut doc = serde_json::to_value(&generated).unwrap_or_default();
+    let mut pack = banter_pack::schema_value().clone();
+    let defs = pack
+        .as_object_mut()
+        .map(|o| {
+            o.remove("$schema");
+            o.remove("$id");
+            o.remove("$defs")
+        })
+        .unwrap_or_default();
+    let schemas = &mut doc["components"]["schemas"];
+    if let Some(defs) = defs.as_ref().and_then(serde_json::Value::as_object) {
+        for (name, def) in defs {
+            let mut def = def.clone();
+            rewrite_refs(&mut def);
+            schemas[format!("Pack_{name}")] = def;
+        }
+    }
+    rewrite_refs(&mut pack);
+    schemas["Pack"] = pack;
+    schemas["TagRequest"]["properties"]["version"]["pattern"] = banter_pack::VERSION_PATTERN.into();
+    doc["paths"]["/v1/packs/{name}/versions/{version}"]["put"]["requestBody"]["content"]["application/json"]["schema"] =
+        serde_json::json!({"$ref": "#/components/schemas/Pack"});
     doc
+}
+
+/// `#/$defs/X` (inside the pack schema) → `#/components/schemas/Pack_X`.
+fn rewrite_refs(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                match (k.as_str(), child.as_str()) {
+                    ("$ref", Some(r)) if r.starts_with("#/$defs/") => {
+                        *child = format!("#/components/schemas/Pack_{}", &r["#/$defs/".len()..]).into();
+                    }
+                    _ => rewrite_refs(child),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
 }
 
 /// The complete application: routes plus middleware.
 pub fn router(state: AppState, limits: HttpLimits) -> Router {
     let (routes, _) = documented();
-    let doc = openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
+    let doc = openapi().to_string();
     let doc: Arc<str> = doc.into();
     let openapi_json = get(move || {
         let doc = doc.clone();

@@ -28,6 +28,7 @@ const REVALIDATE: &str = "public, no-cache";
 
 /// Query of a publish.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PublishQuery {
     /// Expected `sha256:<hex>` of the body; the publish fails if it differs.
     pub digest: Option<String>,
@@ -35,10 +36,11 @@ pub struct PublishQuery {
 
 /// Query of the listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only names starting with this.
     pub prefix: Option<String>,
-    /// Page size (default 100, clamped to 1000; 0 returns an empty page).
+    /// Page size (default 100, also when empty; clamped to 1000; 0 returns an empty page).
     pub n: Option<String>,
     /// Return names strictly after this one (the last name of the previous page).
     pub last: Option<String>,
