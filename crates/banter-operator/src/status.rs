@@ -124,7 +124,7 @@ pub fn compute(
                     false,
                     reasons::EXTERNAL_REDIS_UNREACHABLE,
                     format!(
-                        "no registry pod reports the external Redis {target} reachable yet (their readiness checks it)"
+                        "no registry pod is ready, so none has confirmed the external Redis {target} reachable (their readiness checks it; RegistryReady and the pod events say why no pod is ready)"
                     ),
                 )
             }

@@ -1477,8 +1477,7 @@ async fn an_object_that_does_not_deserialize_is_reported_on_itself() {
     );
 }
 
-const EXTERNAL_UNREACHABLE: &str =
-    "no registry pod reports the external Redis redis.example.com:6379 reachable yet (their readiness checks it)";
+const EXTERNAL_UNREACHABLE: &str = "no registry pod is ready, so none has confirmed the external Redis redis.example.com:6379 reachable (their readiness checks it; RegistryReady and the pod events say why no pod is ready)";
 
 /// Operator-managed Redis → an external one: the Redis StatefulSet, its
 /// Service and NetworkPolicy are pruned; its volume is deleted only
