@@ -11,6 +11,21 @@ use serde::{Deserialize, Serialize};
 pub const HOSTNAME_PATTERN: &str =
     r"^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
 
+/// Message of the CEL rule (and of `validate`) for an IP address as a host:
+/// Ingress and HTTPRoute take DNS names only.
+pub const IP_HOST_MESSAGE: &str =
+    "ingress hosts and gateway hostnames must be DNS names, not IP addresses (the API server refuses those)";
+
+/// Whether `host` is a dotted-quad IPv4 address (the hostname pattern
+/// otherwise admits one).
+pub fn is_ipv4_host(host: &str) -> bool {
+    let parts: Vec<&str> = host.split('.').collect();
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// An HTTP path prefix: `/`, or `/`-separated non-empty segments of URL
 /// path characters (no `//`, whitespace, query or fragment), as Ingress and
 /// HTTPRoute validation accept it.
@@ -25,7 +40,8 @@ fn default_path() -> String {
 }
 
 /// An `networking.k8s.io/v1` Ingress in front of the registry Service.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("!has(self.hosts) || self.hosts.all(h, !h.matches('^[0-9]+([.][0-9]+){3}$'))").message(IP_HOST_MESSAGE).reason(kube::core::Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase")]
 pub struct IngressSpec {
     /// Create the Ingress (set false to remove it and keep the settings).
@@ -74,7 +90,8 @@ pub struct IngressTlsSpec {
 
 /// A Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`) attaching
 /// the registry Service to existing Gateways.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("!has(self.hostnames) || self.hostnames.all(h, !h.matches('^[0-9]+([.][0-9]+){3}$'))").message(IP_HOST_MESSAGE).reason(kube::core::Reason::FieldValueInvalid))]
 #[serde(rename_all = "camelCase")]
 pub struct GatewaySpec {
     /// Create the HTTPRoute (set false to remove it and keep the settings).

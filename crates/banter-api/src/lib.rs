@@ -10,7 +10,8 @@ mod spec;
 mod status;
 
 pub use exposure::{
-    AutoscalingSpec, GatewaySpec, HOSTNAME_PATTERN, IngressSpec, IngressTlsSpec, PATH_PATTERN, ParentRef, UrlScheme,
+    AutoscalingSpec, GatewaySpec, HOSTNAME_PATTERN, IP_HOST_MESSAGE, IngressSpec, IngressTlsSpec, PATH_PATTERN,
+    ParentRef, UrlScheme, is_ipv4_host,
 };
 pub use placement::{PodPlacement, RESERVED_POD_LABEL_MESSAGE, RESERVED_POD_LABELS};
 

@@ -742,6 +742,11 @@ impl BanterRegistrySpec {
         if self.service.external_traffic_policy.is_some() && self.service.type_ == ServiceType::ClusterIP {
             return Err("spec.service.externalTrafficPolicy needs type NodePort or LoadBalancer".into());
         }
+        let hosts = self.ingress.iter().flat_map(|i| i.hosts.iter());
+        let hostnames = self.gateway.iter().flat_map(|g| g.hostnames.iter());
+        if hosts.chain(hostnames).any(|h| crate::exposure::is_ipv4_host(h)) {
+            return Err(crate::exposure::IP_HOST_MESSAGE.to_string());
+        }
         self.placement.validate("spec")?;
         redis.placement.validate("spec.storage.redis")?;
         Ok(())

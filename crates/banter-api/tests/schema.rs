@@ -223,6 +223,11 @@ fn cel_rules_of_the_platform_fields() {
             "service: {type: ClusterIP, externalTrafficPolicy: Local}",
             "needs type NodePort or LoadBalancer",
         ),
+        ("ingress: {hosts: [10.0.0.1]}", "must be DNS names, not IP addresses"),
+        (
+            "gateway: {parentRefs: [{name: edge}], hostnames: [192.168.1.10]}",
+            "must be DNS names, not IP addresses",
+        ),
     ];
     for (yaml, message) in refused {
         let r = registry(spec(yaml));
