@@ -163,6 +163,11 @@ pub struct ServeArgs {
     #[arg(long, env = banter_contract::env::SHUTDOWN_DELAY, default_value = "0s", value_parser = humantime::parse_duration)]
     pub shutdown_delay: Duration,
 
+    /// Bytes of verified pack content kept in memory for reads (0 turns the
+    /// cache off). Content is immutable, so entries never go stale.
+    #[arg(long, env = "BANTER_REGISTRY_BLOB_CACHE_BYTES", default_value_t = crate::blob_cache::DEFAULT_BYTES)]
+    pub blob_cache_bytes: u64,
+
     /// Publish every *.json pack in this directory at start-up (identical versions are skipped).
     #[arg(long, env = "BANTER_REGISTRY_SEED")]
     pub seed: Option<PathBuf>,

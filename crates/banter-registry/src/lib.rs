@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod blob_cache;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -90,6 +90,11 @@ struct Inner {
     in_flight: Gauge,
     yanks: Family<ActionLabels, Counter>,
     tag_moves: Counter,
+    blob_cache_hits: Counter,
+    blob_cache_misses: Counter,
+    blob_cache_evictions: Counter,
+    blob_cache_bytes: Gauge,
+    blob_cache_capacity: Gauge,
     redis_connected: Gauge,
     redis_connects: Family<ResultLabels, Counter>,
     redis_connection_errors: Counter,
@@ -153,6 +158,11 @@ impl Metrics {
             });
         }
         let tag_moves = Counter::default();
+        let blob_cache_hits = Counter::default();
+        let blob_cache_misses = Counter::default();
+        let blob_cache_evictions = Counter::default();
+        let blob_cache_bytes = Gauge::default();
+        let blob_cache_capacity = Gauge::default();
         let redis_connected = Gauge::default();
         let redis_connects = Family::<ResultLabels, Counter>::default();
         let redis_connection_errors = Counter::default();
@@ -205,6 +215,31 @@ impl Metrics {
         );
         r.register("banter_registry_tag_moves", "Tags set or moved", tag_moves.clone());
         r.register(
+            "banter_registry_blob_cache_hits",
+            "Content reads served from the in-memory cache (no storage read, no hashing)",
+            blob_cache_hits.clone(),
+        );
+        r.register(
+            "banter_registry_blob_cache_misses",
+            "Content reads that went to storage (then verified and cached)",
+            blob_cache_misses.clone(),
+        );
+        r.register(
+            "banter_registry_blob_cache_evictions",
+            "Cached contents dropped to stay within the byte bound",
+            blob_cache_evictions.clone(),
+        );
+        r.register(
+            "banter_registry_blob_cache_bytes",
+            "Bytes of content held in the cache",
+            blob_cache_bytes.clone(),
+        );
+        r.register(
+            "banter_registry_blob_cache_capacity_bytes",
+            "The cache's byte bound (--blob-cache-bytes)",
+            blob_cache_capacity.clone(),
+        );
+        r.register(
             "banter_registry_redis_connected",
             "Redis backend: 1 while the last command reached Redis, 0 after one failed on the connection",
             redis_connected.clone(),
@@ -254,6 +289,11 @@ impl Metrics {
             in_flight,
             yanks,
             tag_moves,
+            blob_cache_hits,
+            blob_cache_misses,
+            blob_cache_evictions,
+            blob_cache_bytes,
+            blob_cache_capacity,
             redis_connected,
             redis_connects,
             redis_connection_errors,
@@ -399,6 +439,30 @@ impl Metrics {
                 result: result.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts a content-cache lookup.
+    pub fn blob_cache_lookup(&self, hit: bool) {
+        if hit {
+            self.0.blob_cache_hits.inc();
+        } else {
+            self.0.blob_cache_misses.inc();
+        }
+    }
+
+    /// Counts contents evicted from the cache.
+    pub fn blob_cache_evicted(&self, n: u64) {
+        if n > 0 {
+            self.0.blob_cache_evictions.inc_by(n);
+        }
+    }
+
+    /// Records the cache's size and bound.
+    pub fn set_blob_cache(&self, bytes: u64, capacity: u64) {
+        self.0.blob_cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.0
+            .blob_cache_capacity
+            .set(i64::try_from(capacity).unwrap_or(i64::MAX));
     }
 
     /// Counts a 304.

@@ -118,6 +118,7 @@ pub struct Registry {
     storage: Arc<dyn Storage>,
     metrics: Metrics,
     limits: Limits,
+    cache: Arc<crate::blob_cache::BlobCache>,
 }
 
 /// Parses a pack name from a request.
@@ -128,11 +129,27 @@ pub fn parse_name(s: &str) -> RegistryResult<PackName> {
 impl Registry {
     /// A registry over `storage`.
     pub fn new(storage: Arc<dyn Storage>, metrics: Metrics, limits: Limits) -> Self {
+        let cache = Arc::new(crate::blob_cache::BlobCache::new(
+            crate::blob_cache::DEFAULT_BYTES,
+            metrics.clone(),
+        ));
         Self {
             storage,
             metrics,
             limits,
+            cache,
         }
+    }
+
+    /// This registry with a content cache of `bytes` (0: none).
+    pub fn with_blob_cache(mut self, bytes: u64) -> Self {
+        self.cache = Arc::new(crate::blob_cache::BlobCache::new(bytes, self.metrics.clone()));
+        self
+    }
+
+    /// The content cache.
+    pub fn blob_cache(&self) -> &crate::blob_cache::BlobCache {
+        &self.cache
     }
 
     /// The size limits in force.
@@ -287,8 +304,14 @@ impl Registry {
         self.content(&digest).await
     }
 
-    /// Stored bytes for `digest`, verified against it.
+    /// Stored bytes for `digest`, verified against it: from the content
+    /// cache when there (verified when it was filled), else read from
+    /// storage, verified, and cached.
     pub async fn content(&self, digest: &Digest) -> RegistryResult<Bytes> {
+        let key = digest.to_string();
+        if let Some(bytes) = self.cache.get(&key) {
+            return Ok(bytes);
+        }
         let bytes = self
             .storage
             .blob(digest)
@@ -298,6 +321,7 @@ impl Registry {
             tracing::error!(%digest, "stored blob failed digest verification");
             return Err(RegistryError::Corrupt(digest.clone()));
         }
+        self.cache.insert(&key, bytes.clone());
         Ok(bytes)
     }
 

@@ -27,6 +27,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         anyhow::anyhow!("binding {}: {e}{hint}", args.listen)
     })?;
+    let mut signals = ShutdownSignals::install()?;
     let _database_lock = match args.storage.backend {
         crate::storage::BackendKind::Sqlite => Some(lock_database(&args.storage.sqlite_path)?),
         crate::storage::BackendKind::Redis => None,
@@ -37,7 +38,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .open(metrics.clone())
         .await
         .with_context(|| format!("opening the {} backend", args.storage.backend.as_str()))?;
-    let registry = Registry::new(storage, metrics, args.limits.limits());
+    let registry = Registry::new(storage, metrics, args.limits.limits()).with_blob_cache(args.blob_cache_bytes);
 
     let token_file = match &args.token_file {
         Some(p) => p.clone(),
@@ -117,7 +118,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         drain,
     ));
-    let signal = shutdown_signal().await?;
+    let signal = signals.next().await;
     // Readiness fails at once; the listener stays open for the delay so
     // whoever still routes here is answered, not refused.
     draining.store(true, Ordering::Release);
@@ -126,10 +127,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // A second signal cuts the delay short.
         tokio::select! {
             () = tokio::time::sleep(args.shutdown_delay) => {}
-            second = shutdown_signal() => {
-                if let Ok(second) = second {
-                    tracing::info!(signal = second, "second signal: not waiting for the rest of the delay");
-                }
+            second = signals.next() => {
+                tracing::info!(signal = second, "second signal: not waiting for the rest of the delay");
             }
         }
     }
@@ -193,14 +192,30 @@ fn lock_database(db: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from the moment this exists: installed
+/// before the listener is announced, so a signal sent as soon as the
+/// registry says it listens starts a graceful shutdown instead of killing it.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// Publishes every `*.json` in `dir`, in name order. Already-present identical

@@ -540,6 +540,62 @@ async fn export_then_import_reproduces_everything() {
     assert!(!ok && err.starts_with("error: "), "{err}");
 }
 
+/// The content cache serves what it verified when it was filled, never
+/// more than its bound; an evicted entry is read from storage again and
+/// verified again, so rot that happened meanwhile is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_content_is_bounded_and_an_evicted_entry_is_verified_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("registry.db");
+    let a = pack("cache-a", "1.0.0", 0);
+    let b = pack("cache-b", "1.0.0", 1);
+    // Room for one of them only.
+    let bound = a.len().max(b.len()) + 8;
+    let s = Server::start(
+        Backend::Sqlite(db.clone()),
+        dir.path(),
+        &["--blob-cache-bytes", &bound.to_string()],
+    );
+    assert_eq!(s.publish("cache-a", "1.0.0", &a).await.status(), 201);
+    assert_eq!(s.publish("cache-b", "1.0.0", &b).await.status(), 201);
+    let body = |path: &'static str| {
+        let s = &s;
+        async move { s.get(path).await.bytes().await.unwrap().to_vec() }
+    };
+    const A: &str = "/v1/packs/cache-a/versions/1.0.0";
+    const B: &str = "/v1/packs/cache-b/versions/1.0.0";
+    assert_eq!(body(A).await, a, "miss: read, verified, cached");
+    assert_eq!(body(A).await, a, "hit");
+    assert_eq!(body(B).await, b, "miss: cached, evicting a");
+    // Rot under every stored row, behind the registry's back.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute("UPDATE blobs SET content = ?1", [b"{\"tampered\": true}".as_slice()])
+        .unwrap();
+    drop(conn);
+    // b is cached: served exactly as it was verified.
+    assert_eq!(body(B).await, b, "hit: the verified copy");
+    // a was evicted: read from storage again and verified again.
+    let (status, code, _) = error_code(s.get(A).await).await;
+    assert_eq!((status, code.as_str()), (500, "CONTENT_CORRUPT"));
+    // The rotten bytes were not cached: b is still held.
+    assert_eq!(body(B).await, b);
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert_eq!(value("banter_registry_blob_cache_hits_total"), 3.0);
+    assert_eq!(value("banter_registry_blob_cache_misses_total"), 3.0);
+    assert_eq!(value("banter_registry_blob_cache_evictions_total"), 1.0);
+    assert_eq!(value("banter_registry_blob_cache_bytes"), b.len() as f64);
+    assert_eq!(value("banter_registry_blob_cache_capacity_bytes"), bound as f64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_content_is_detected_on_read() {
     let dir = tempfile::tempdir().unwrap();
