@@ -14,6 +14,7 @@ include mk/operator.mk
 include mk/packaging.mk
 include mk/monitoring.mk
 include mk/contract.mk
+include mk/bench.mk
 
 .PHONY: run test deps build fmt lint docs packaging-checks bench
 
@@ -38,8 +39,8 @@ test: deps
 ## packaging-checks: chart, kustomize, examples, Pod Security, GitOps, alert rules, the HTTP contract (the RBAC test runs in cargo test)
 packaging-checks: packaging-check-generated chart-test kustomize-test examples-test pss-test gitops-test monitoring-test contract-test
 
-## bench: the benchmarks (never part of `make test`): the operator at scale
-bench: bench-operator
+## bench: the benchmarks (never part of `make test`): the registry's read path against nginx and distribution, the operator at scale
+bench: bench-http bench-operator
 
 ## deps: install what the tests need and the machine lacks (quick when present)
 deps:

@@ -1,0 +1,345 @@
+"""`make bench`: the registry's read path side by side with real peers, in
+one run, on loopback.
+
+Servers (each pinned to CPU 0 with taskset; wrk pinned to CPU 1):
+  banter-registry on SQLite and on Redis (release build; Redis pinned with
+  it and counted as server CPU), nginx serving the same bytes as a static
+  file, and the CNCF distribution registry (Debian `docker-registry`)
+  serving them as a blob.
+Cases: a 4 KiB and a 64 KiB pack; exact version, `latest`, blob and
+`If-None-Match` -> 304 on the registry; file and 304 on nginx; blob on
+distribution. Load: wrk at 64 and 256 connections, each case REPEATS
+times, the median reported. Server CPU per request comes from
+/proc/<pid>/stat (user + system time of every process of the server).
+
+Fails if any response was not the expected 200/304. Writes the table as
+CSV and Markdown (docs/performance/), prints it, and stops every server by
+PID.
+
+Usage: httpbench.py [--duration S] [--repeats N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
+REGISTRY = TARGET / "banter-registry"
+TOKEN = "bench-token-0123456789abcdef"
+TICKS = os.sysconf("SC_CLK_TCK")
+CONNECTIONS = (64, 256)
+SIZES = {"4KiB": 4 * 1024, "64KiB": 64 * 1024}
+
+
+class Failed(Exception):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise Failed(f"{what} did not answer at {url}")
+
+
+def pack_of(name: str, size: int) -> bytes:
+    """A valid pack of about `size` bytes (lines of at most 400 characters)."""
+    doc = {"name": name, "version": "1.0.0", "title": "Bench",
+           "personas": [{"id": "host", "display_name": "Host"}], "lines": []}
+    i = 0
+    while len(json.dumps(doc)) < size - 500:
+        doc["lines"].append({"id": f"l{i}", "event": "match.goal", "persona": "host", "text": "x" * 400})
+        i += 1
+    pad = size - len(json.dumps(doc)) - len(', "description": ""')
+    doc["description"] = "y" * max(pad, 0)
+    return json.dumps(doc).encode()
+
+
+class Procs:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], log: Path, cpu: int = 0) -> subprocess.Popen:
+        p = subprocess.Popen(["taskset", "-c", str(cpu)] + args, stdout=open(log, "wb"),
+                             stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and every descendant (nginx workers)."""
+    out = [pid]
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    i = 0
+    while i < len(out):
+        out.extend(children.get(out[i], []))
+        i += 1
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+WRK_LAT = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk(url: str, conns: int, seconds: int, headers: list[str], server_pids: list[int]) -> dict:
+    cmd = ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    for h in headers:
+        cmd += ["-H", h]
+    before = cpu_seconds(server_pids)
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    after = cpu_seconds(server_pids)
+    m = re.search(r"(\d+) requests in ([\d.]+)(s|m)", out)
+    if not m:
+        raise Failed(f"wrk output not understood:\n{out}")
+    requests = int(m.group(1))
+    elapsed = float(m.group(2)) * (60 if m.group(3) == "m" else 1)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    if bad or (errors and re.search(r"(read|write|timeout) [1-9]", errors.group(1))):
+        raise Failed(f"{url}: unexpected responses or errors:\n{out}")
+    lat = {p: float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u] for p, v, u in WRK_LAT.findall(out)}
+    return {"rps": requests / elapsed, "cpu_us": (after - before) * 1e6 / max(requests, 1),
+            "p50": lat.get("50", float("nan")), "p99": lat.get("99", float("nan"))}
+
+
+def expect(url: str, status: int, headers: dict | None = None) -> dict:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            got, h = r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        got, h = e.code, dict(e.headers)
+    if got != status:
+        raise Failed(f"{url}: expected {status}, got {got}")
+    return h
+
+
+def put(url: str, body: bytes, headers: dict) -> int:
+    req = urllib.request.Request(url, data=body, method="PUT", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "performance"))
+    args = ap.parse_args()
+    for tool in ("nginx", "docker-registry", "wrk", "taskset", "redis-server"):
+        if not shutil.which(tool):
+            raise SystemExit(f"bench: {tool} missing: run mk/deps-bench.sh (make bench does)")
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("bench: needs 2 CPUs (server on one, load on the other)")
+    tmp = Path(tempfile.mkdtemp(prefix="httpbench-"))
+    tmp.chmod(0o755)
+    procs = Procs()
+    rows: list[dict] = []
+    try:
+        packs = {label: pack_of(f"bench-{label.lower()}", size) for label, size in SIZES.items()}
+        digests = {label: "sha256:" + hashlib.sha256(b).hexdigest() for label, b in packs.items()}
+        (tmp / "tokens").write_text(TOKEN + "\n")
+        auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+        # Servers.
+        redis_port = free_port()
+        procs.start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log")
+        servers: dict[str, tuple[str, list[int]]] = {}
+        for backend, extra in {
+            "sqlite": ["--backend", "sqlite", "--sqlite-path", str(tmp / "db" / "registry.db")],
+            "redis": ["--backend", "redis", "--redis-url", f"redis://127.0.0.1:{redis_port}"],
+        }.items():
+            port = free_port()
+            p = procs.start([str(REGISTRY), "serve", "--listen", f"127.0.0.1:{port}", "--token-file",
+                             str(tmp / "tokens")] + extra, tmp / f"registry-{backend}.log")
+            base = f"http://127.0.0.1:{port}"
+            wait_http(f"{base}/healthz", f"registry ({backend})")
+            for label, body in packs.items():
+                name = f"bench-{label.lower()}"
+                status = put(f"{base}/v1/packs/{name}/versions/1.0.0", body, auth)
+                if status not in (200, 201):
+                    raise Failed(f"publishing {name} to {backend}: {status}")
+            pids = [p.pid] + ([procs.procs[0].pid] if backend == "redis" else [])
+            servers[f"banter-registry ({backend})"] = (base, pids)
+
+        www = tmp / "www"
+        www.mkdir()
+        for label, body in packs.items():
+            (www / f"{label}.json").write_bytes(body)
+        nginx_port = free_port()
+        (tmp / "nginx.conf").write_text(f"""
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log {tmp}/nginx-access.log;
+  sendfile on;
+  client_body_temp_path {tmp}/nginx-body;
+  proxy_temp_path {tmp}/nginx-proxy;
+  fastcgi_temp_path {tmp}/nginx-fastcgi;
+  uwsgi_temp_path {tmp}/nginx-uwsgi;
+  scgi_temp_path {tmp}/nginx-scgi;
+  server {{ listen 127.0.0.1:{nginx_port}; root {www}; etag on; }}
+}}
+""")
+        ng = procs.start(["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp)], tmp / "nginx.log")
+        wait_http(f"http://127.0.0.1:{nginx_port}/", "nginx")
+        time.sleep(0.5)
+        servers["nginx (static file)"] = (f"http://127.0.0.1:{nginx_port}", tree(ng.pid))
+
+        dist_port = free_port()
+        (tmp / "distribution.yml").write_text(f"""
+version: 0.1
+log: {{ level: error }}
+storage: {{ filesystem: {{ rootdirectory: {tmp}/distribution }} }}
+http: {{ addr: 127.0.0.1:{dist_port} }}
+""")
+        dist = procs.start(["docker-registry", "serve", str(tmp / "distribution.yml")], tmp / "distribution.log")
+        dist_base = f"http://127.0.0.1:{dist_port}"
+        wait_http(f"{dist_base}/v2/", "distribution")
+        for label, body in packs.items():
+            req = urllib.request.Request(f"{dist_base}/v2/bench/blobs/uploads/", data=b"", method="POST")
+            with urllib.request.urlopen(req, timeout=10) as r:
+                location = r.headers["Location"]
+            sep = "&" if "?" in location else "?"
+            url = location if location.startswith("http") else dist_base + location
+            req = urllib.request.Request(f"{url}{sep}digest={digests[label]}", data=body, method="PUT",
+                                         headers={"Content-Type": "application/octet-stream"})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                if r.status != 201:
+                    raise Failed(f"distribution upload: {r.status}")
+        servers["distribution (blob)"] = (dist_base, [dist.pid])
+
+        # Cases: (server, case, size) -> (url, headers, expected status).
+        cases = []
+        for label in SIZES:
+            name = f"bench-{label.lower()}"
+            for server in ("banter-registry (sqlite)", "banter-registry (redis)"):
+                base = servers[server][0]
+                etag = f'"{digests[label]}"'
+                cases += [
+                    (server, "exact version", label, f"{base}/v1/packs/{name}/versions/1.0.0", [], 200),
+                    (server, "latest", label, f"{base}/v1/packs/{name}/versions/latest", [], 200),
+                    (server, "blob", label, f"{base}/v1/blobs/{digests[label]}", [], 200),
+                    (server, "304", label, f"{base}/v1/packs/{name}/versions/1.0.0",
+                     [f"If-None-Match: {etag}"], 304),
+                ]
+            nbase = servers["nginx (static file)"][0]
+            etag = expect(f"{nbase}/{label}.json", 200)["ETag"]
+            cases += [("nginx (static file)", "file", label, f"{nbase}/{label}.json", [], 200),
+                      ("nginx (static file)", "304", label, f"{nbase}/{label}.json",
+                       [f"If-None-Match: {etag}"], 304)]
+            cases.append(("distribution (blob)", "blob", label,
+                          f"{dist_base}/v2/bench/blobs/{digests[label]}", [], 200))
+
+        for server, case, label, url, headers, status in cases:
+            expect(url, status, dict(h.split(": ", 1) for h in headers))
+            pids = servers[server][1]
+            for conns in CONNECTIONS:
+                runs = [wrk(url, conns, args.duration, headers, pids) for _ in range(args.repeats)]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                rows.append({"server": server, "case": case, "size": label, "connections": conns, **med})
+                print(f"{server:28} {case:14} {label:6} c={conns:<4} {med['rps']:>10.0f} req/s "
+                      f"{med['cpu_us']:>8.1f} us/req p50 {med['p50']:.2f} ms p99 {med['p99']:.2f} ms", flush=True)
+    except Failed as e:
+        print(f"FAIL [bench]: {e}", file=sys.stderr)
+        return 1
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    write(rows, Path(args.out))
+    return 0
+
+
+def write(rows: list[dict], out: Path) -> None:
+    """CSV and Markdown with CPU ratios to nginx (same size, connections;
+    its 304 for 304s, its file otherwise) and to distribution (its blob)."""
+    def find(server: str, case: str, size: str, conns: int) -> dict | None:
+        return next((r for r in rows if r["server"] == server and r["case"] == case
+                     and r["size"] == size and r["connections"] == conns), None)
+    for r in rows:
+        ng = find("nginx (static file)", "304" if r["case"] == "304" else "file", r["size"], r["connections"])
+        ds = find("distribution (blob)", "blob", r["size"], r["connections"])
+        r["cpu_vs_nginx"] = r["cpu_us"] / ng["cpu_us"] if ng and ng["cpu_us"] else float("nan")
+        r["rps_vs_nginx"] = r["rps"] / ng["rps"] if ng and ng["rps"] else float("nan")
+        r["cpu_vs_distribution"] = r["cpu_us"] / ds["cpu_us"] if ds and ds["cpu_us"] else float("nan")
+    out.mkdir(parents=True, exist_ok=True)
+    keys = ["server", "case", "size", "connections", "rps", "cpu_us", "p50", "p99",
+            "cpu_vs_nginx", "rps_vs_nginx", "cpu_vs_distribution"]
+    with open(out / "http-bench.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{r[k]:.3f}" if isinstance(r[k], float) else r[k]) for k in keys})
+    lines = ["| server | case | size | conns | req/s | server CPU µs/req | p50 ms | p99 ms | CPU × nginx | req/s × nginx | CPU × distribution |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['server']} | {r['case']} | {r['size']} | {r['connections']} | {r['rps']:.0f} | "
+                     f"{r['cpu_us']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_vs_nginx']:.2f} | "
+                     f"{r['rps_vs_nginx']:.2f} | {r['cpu_vs_distribution']:.3f} |")
+    (out / "http-bench.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
