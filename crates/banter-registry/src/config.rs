@@ -163,6 +163,13 @@ pub struct ServeArgs {
     #[arg(long, env = banter_contract::env::SHUTDOWN_DELAY, default_value = "0s", value_parser = humantime::parse_duration)]
     pub shutdown_delay: Duration,
 
+    /// How long a resolved reference (version, tag, `latest`) is reused
+    /// without reading the pack's index: the longest a tag move, yank or
+    /// publish made through another replica stays unseen here (0s: never
+    /// reused). This replica's own writes are seen at once.
+    #[arg(long, env = "BANTER_REGISTRY_RESOLVE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub resolve_ttl: Duration,
+
     /// Bytes of verified pack content kept in memory for reads (0 turns the
     /// cache off). Content is immutable, so entries never go stale.
     #[arg(long, env = "BANTER_REGISTRY_BLOB_CACHE_BYTES", default_value_t = crate::blob_cache::DEFAULT_BYTES)]

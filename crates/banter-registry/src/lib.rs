@@ -10,6 +10,7 @@ pub mod config;
 pub mod listener;
 pub mod metrics;
 pub mod registry;
+pub mod resolve_cache;
 pub mod server;
 pub mod storage;
 pub mod tokens;

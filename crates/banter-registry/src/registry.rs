@@ -119,6 +119,7 @@ pub struct Registry {
     metrics: Metrics,
     limits: Limits,
     cache: Arc<crate::blob_cache::BlobCache>,
+    resolved: Arc<crate::resolve_cache::ResolveCache>,
 }
 
 /// Parses a pack name from a request.
@@ -138,7 +139,17 @@ impl Registry {
             metrics,
             limits,
             cache,
+            resolved: Arc::new(crate::resolve_cache::ResolveCache::new(
+                crate::resolve_cache::DEFAULT_TTL,
+            )),
         }
+    }
+
+    /// This registry keeping resolved references for `ttl` (zero: never):
+    /// the bound on how long another replica's write can stay unseen.
+    pub fn with_resolve_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.resolved = Arc::new(crate::resolve_cache::ResolveCache::new(ttl));
+        self
     }
 
     /// This registry with a content cache of `bytes` (0: none).
@@ -218,7 +229,10 @@ impl Registry {
     /// Stores an already-validated version (publish and import share this).
     pub async fn store(&self, v: NewVersion) -> RegistryResult<Published> {
         let (name, digest, size) = (v.name.to_string(), v.digest.clone(), v.bytes.len() as u64);
-        match self.storage.publish(v).await? {
+        let outcome = self.storage.publish(v).await;
+        // `latest` may have moved: this replica sees it at once.
+        self.resolved.forget(&name);
+        match outcome? {
             PublishOutcome::Created => {
                 self.metrics.publish("created");
                 Ok(Published {
@@ -282,6 +296,9 @@ impl Registry {
                 });
             }
         };
+        if let Some(hit) = self.resolved.get(name.as_str(), reference) {
+            return Ok(hit);
+        }
         let record = self.record(&name).await?;
         let not_found = || RegistryError::VersionNotFound {
             name: name.to_string(),
@@ -295,7 +312,9 @@ impl Registry {
                 .get(t.as_str())
                 .and_then(|v| record.versions.iter().find(|r| &r.version == v)),
         };
-        found.cloned().ok_or_else(not_found)
+        let found = found.cloned().ok_or_else(not_found)?;
+        self.resolved.put(name.as_str(), reference, &found);
+        Ok(found)
     }
 
     /// Blob bytes by digest hex, verified against the digest.
@@ -348,10 +367,9 @@ impl Registry {
         let name = parse_name(name)?;
         let tag = TagName::parse(tag).map_err(RegistryError::TagInvalid)?;
         let exact = self.exact_version(&name, version).await?;
-        self.storage
-            .set_tag(&name, tag.as_str(), &exact)
-            .await
-            .map_err(|e| self.not_found_as(e, &name, version))?;
+        let written = self.storage.set_tag(&name, tag.as_str(), &exact).await;
+        self.resolved.forget(name.as_str());
+        written.map_err(|e| self.not_found_as(e, &name, version))?;
         self.metrics.tag_moved();
         Ok(exact)
     }
@@ -360,10 +378,9 @@ impl Registry {
     pub async fn set_yanked(&self, name: &str, version: &str, yanked: bool) -> RegistryResult<String> {
         let name = parse_name(name)?;
         let exact = self.exact_version(&name, version).await?;
-        self.storage
-            .set_yanked(&name, &exact, yanked)
-            .await
-            .map_err(|e| self.not_found_as(e, &name, version))?;
+        let written = self.storage.set_yanked(&name, &exact, yanked).await;
+        self.resolved.forget(name.as_str());
+        written.map_err(|e| self.not_found_as(e, &name, version))?;
         self.metrics.yank(yanked);
         Ok(exact)
     }

@@ -38,7 +38,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .open(metrics.clone())
         .await
         .with_context(|| format!("opening the {} backend", args.storage.backend.as_str()))?;
-    let registry = Registry::new(storage, metrics, args.limits.limits()).with_blob_cache(args.blob_cache_bytes);
+    let registry = Registry::new(storage, metrics, args.limits.limits())
+        .with_blob_cache(args.blob_cache_bytes)
+        .with_resolve_ttl(args.resolve_ttl);
 
     let token_file = match &args.token_file {
         Some(p) => p.clone(),

@@ -548,3 +548,79 @@ async fn the_password_comes_from_a_file_and_never_reaches_the_log() {
     wait_for(&s, "/readyz", 503, Duration::from_secs(10)).await;
     assert!(s.logs().contains("Redis rejected the credentials"), "{}", s.logs());
 }
+
+/// Two replicas on one Redis: a publish, a tag move and a yank made through
+/// one are seen by the other within the resolution time-to-live (the
+/// documented bound, here 1 s), and by the writer at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_one_replica_reach_the_other_within_the_resolve_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(&dir.path().join("redis"), "always");
+    let backend = Backend::Redis {
+        url: redis.url(),
+        prefix: "replicas:".into(),
+    };
+    for d in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let a = Server::start(backend.clone(), &dir.path().join("a"), &["--resolve-ttl", "1s"]);
+    let b = Server::start(backend, &dir.path().join("b"), &["--resolve-ttl", "1s"]);
+    let version_at = |s: &Server, reference: &'static str| {
+        let url = s.url(&format!("/v1/packs/rep/versions/{reference}"));
+        let http = s.http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("banter-pack-version")
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        }
+    };
+    // Within the bound plus scheduling slack; polled, so a fast machine
+    // passes sooner.
+    async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+        let started = std::time::Instant::now();
+        while !check().await {
+            assert!(
+                started.elapsed() < Duration::from_secs(4),
+                "{what}: not seen within 1 s + slack"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    assert_eq!(a.publish("rep", "1.0.0", &pack("rep", "1.0.0", 0)).await.status(), 201);
+    assert_eq!(version_at(&b, "latest").await, (200, Some("1.0.0".into())));
+    // A publish through a: b's cached `latest` moves within the bound.
+    assert_eq!(a.publish("rep", "1.1.0", &pack("rep", "1.1.0", 1)).await.status(), 201);
+    assert_eq!(
+        version_at(&a, "latest").await.1.as_deref(),
+        Some("1.1.0"),
+        "the writer sees it at once"
+    );
+    until("publish", async || {
+        version_at(&b, "latest").await.1.as_deref() == Some("1.1.0")
+    })
+    .await;
+    // A tag move.
+    assert_eq!(a.tag("rep", "stable", "1.0.0").await.status(), 200);
+    assert_eq!(version_at(&b, "stable").await.1.as_deref(), Some("1.0.0"));
+    assert_eq!(a.tag("rep", "stable", "1.1.0").await.status(), 200);
+    until("tag move", async || {
+        version_at(&b, "stable").await.1.as_deref() == Some("1.1.0")
+    })
+    .await;
+    // A yank: `latest` falls back, and the exact version says it is yanked.
+    assert_eq!(a.yank("rep", "1.1.0", true).await.status(), 200);
+    until("yank", async || {
+        version_at(&b, "latest").await.1.as_deref() == Some("1.0.0")
+    })
+    .await;
+    until("yank flag", async || {
+        let r = b.http.get(b.url("/v1/packs/rep/versions/1.1.0")).send().await.unwrap();
+        r.headers().get("banter-pack-yanked").is_some()
+    })
+    .await;
+}

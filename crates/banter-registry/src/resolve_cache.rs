@@ -1,0 +1,66 @@
+//! Recently resolved references (`name@version`, `name@tag`, `latest`) to
+//! their version record, so a hot read does not load and parse the pack's
+//! index on every request. An entry lives for a short time-to-live: that
+//! bounds how stale a read can be after a write made by *another* replica
+//! (a tag move, a yank, a publish changing `latest`). This replica's own
+//! writes drop the pack's entries at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::storage::VersionRecord;
+
+/// Default time-to-live: the longest a write on another replica stays unseen.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
+/// Most entries held; beyond it the map starts over (entries are cheap to refill).
+const MAX_ENTRIES: usize = 16_384;
+
+/// Resolved references, each valid for the time-to-live.
+pub struct ResolveCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<(String, String), (VersionRecord, Instant)>>,
+}
+
+impl ResolveCache {
+    /// A cache keeping resolutions for `ttl` (zero: off).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The record `reference` of `name` resolved to, if resolved within the TTL.
+    pub fn get(&self, name: &str, reference: &str) -> Option<VersionRecord> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        let (record, at) = entries.get(&(name.to_owned(), reference.to_owned()))?;
+        (at.elapsed() < self.ttl).then(|| record.clone())
+    }
+
+    /// Remembers a resolution made just now.
+    pub fn put(&self, name: &str, reference: &str, record: &VersionRecord) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(
+                (name.to_owned(), reference.to_owned()),
+                (record.clone(), Instant::now()),
+            );
+        }
+    }
+
+    /// Drops every resolution of `name` (after this replica wrote to it).
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|(n, _), _| n != name);
+        }
+    }
+}
