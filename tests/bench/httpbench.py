@@ -28,7 +28,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pylib"))
+import loopback  # noqa: E402
+from loopback import Procs, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
@@ -50,23 +53,9 @@ class Failed(Exception):
     pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise Failed(f"{what} did not answer at {url}")
+    if not loopback.answers(url, timeout):
+        raise Failed(f"{what} did not answer at {url}")
 
 
 def pack_of(name: str, size: int) -> bytes:
@@ -82,25 +71,11 @@ def pack_of(name: str, size: int) -> bytes:
     return json.dumps(doc).encode()
 
 
-class Procs:
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen] = []
+class ServerProcs(Procs):
+    """Every server on CPU 0: the load generator has CPU 1 to itself."""
 
-    def start(self, args: list[str], log: Path, cpu: int = 0) -> subprocess.Popen:
-        p = subprocess.Popen(["taskset", "-c", str(cpu)] + args, stdout=open(log, "wb"),
-                             stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs.append(p)
-        return p
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+    def start(self, args: list[str], log: Path, cpu: int | None = 0) -> subprocess.Popen:
+        return super().start(args, log, cpu)
 
 
 def tree(pid: int) -> list[int]:
@@ -190,7 +165,7 @@ def main() -> int:
         raise SystemExit("bench: needs 2 CPUs (server on one, load on the other)")
     tmp = Path(tempfile.mkdtemp(prefix="httpbench-"))
     tmp.chmod(0o755)
-    procs = Procs()
+    procs = ServerProcs()
     rows: list[dict] = []
     try:
         packs = {label: pack_of(f"bench-{label.lower()}", size) for label, size in SIZES.items()}

@@ -30,9 +30,12 @@ where
 async fn apply_registry(env: &Environment, name: &str, spec: Value) -> anyhow::Result<()> {
     let obj = json!({"apiVersion": "banterpacks.io/v1alpha1", "kind": "BanterRegistry",
         "metadata": {"name": name}, "spec": spec});
-    api::<BanterRegistry>(env)
-        .patch(name, &PatchParams::apply("banter-e2e").force(), &Patch::Apply(obj))
-        .await?;
+    let api = api::<BanterRegistry>(env);
+    let (params, patch) = (PatchParams::apply("banter-e2e").force(), Patch::Apply(obj));
+    let apply = api.patch(name, &params, &patch);
+    tokio::time::timeout(banter_e2e::WAIT, apply)
+        .await
+        .map_err(|_| anyhow::anyhow!("applying BanterRegistry {name} timed out"))??;
     Ok(())
 }
 
@@ -682,12 +685,15 @@ async fn external_redis_autoscaling_and_exposure() {
         assert!(format!("{err:#}").contains(message), "{bad}: {err:#}");
     }
 
-    let served = env
-        .client
-        .list_api_group_resources("gateway.networking.k8s.io/v1")
-        .await
-        .map(|l| l.resources.iter().any(|r| r.name == "httproutes"))
-        .unwrap_or(false);
+    // Single requests, bounded like every wait here.
+    let served = tokio::time::timeout(
+        banter_e2e::WAIT,
+        env.client.list_api_group_resources("gateway.networking.k8s.io/v1"),
+    )
+    .await
+    .expect("discovery answered in time")
+    .map(|l| l.resources.iter().any(|r| r.name == "httproutes"))
+    .unwrap_or(false);
     apply_registry(
         &env,
         name,
@@ -761,16 +767,22 @@ async fn external_redis_autoscaling_and_exposure() {
     // What an autoscaler writes stays: scale to 4 through the scale
     // subresource, then give the operator's watch-triggered reconcile time.
     let deployments = api::<Deployment>(&env);
-    deployments
-        .patch_scale(
+    tokio::time::timeout(
+        banter_e2e::WAIT,
+        deployments.patch_scale(
             name,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"replicas": 4}})),
-        )
-        .await
-        .expect("scale");
+        ),
+    )
+    .await
+    .expect("scale answered in time")
+    .expect("scale");
     tokio::time::sleep(PROMPTLY).await;
-    let d = deployments.get(name).await.expect("deployment");
+    let d = tokio::time::timeout(banter_e2e::WAIT, deployments.get(name))
+        .await
+        .expect("get answered in time")
+        .expect("deployment");
     assert_eq!(
         d.spec.and_then(|s| s.replicas),
         Some(4),
@@ -778,9 +790,12 @@ async fn external_redis_autoscaling_and_exposure() {
     );
     no_failed_reconciles(&env, name).await;
 
-    api::<BanterRegistry>(&env)
-        .delete(name, &DeleteParams::default())
-        .await
-        .expect("delete");
+    tokio::time::timeout(
+        banter_e2e::WAIT,
+        api::<BanterRegistry>(&env).delete(name, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete answered in time")
+    .expect("delete");
     wait_gone::<BanterRegistry>(&env, name).await.expect("registry deleted");
 }

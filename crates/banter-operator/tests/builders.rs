@@ -832,6 +832,14 @@ fn the_prometheus_rule_holds_the_registry_alerts_scoped_to_this_registry() {
     );
 }
 
+/// The text of `manifests/examples/<file>`.
+fn example(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../manifests/examples")
+        .join(file);
+    std::fs::read_to_string(path).expect("example")
+}
+
 fn spec(v: Value) -> BanterRegistrySpec {
     serde_json::from_value(v).expect("spec")
 }
@@ -863,11 +871,7 @@ fn pod_labels_never_replace_the_labels_selectors_rely_on() {
 
 #[test]
 fn placement_goes_to_the_registry_pods_and_separately_to_redis() {
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../manifests/examples/placement.yaml"
-    ))
-    .expect("example");
+    let example = example("placement.yaml");
     let reg: BanterRegistry = serde_norway::from_str(&example).expect("example parses");
     reg.spec.validate().expect("valid");
     let mut reg = registry(reg.spec);
@@ -1145,11 +1149,7 @@ fn autoscaling_leaves_replicas_to_the_hpa() {
 
 #[test]
 fn external_redis_runs_nothing_and_mounts_the_given_secrets() {
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../manifests/examples/external-redis.yaml"
-    ))
-    .expect("example");
+    let example = example("external-redis.yaml");
     let parsed: BanterRegistry = serde_norway::from_str(&example).expect("example parses");
     parsed.spec.validate().expect("valid");
     let c = build(&registry(parsed.spec), true);

@@ -6,7 +6,7 @@
 //! cached (its next fill fails verification again).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
@@ -16,16 +16,19 @@ use crate::metrics::Metrics;
 pub const DEFAULT_BYTES: u64 = 64 * 1024 * 1024;
 
 struct Entry {
+    key: Arc<str>,
     bytes: Bytes,
     /// Position in `order` (a logical clock: larger is more recent).
     used: u64,
 }
 
+/// Keys are shared between the map and the recency order, so a hit
+/// allocates nothing.
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<Arc<str>, Entry>,
     /// Use clock → key, oldest first.
-    order: BTreeMap<u64, String>,
+    order: BTreeMap<u64, Arc<str>>,
     clock: u64,
     size: u64,
 }
@@ -57,7 +60,7 @@ impl BlobCache {
             let entry = inner.entries.get_mut(digest)?;
             inner.order.remove(&entry.used);
             entry.used = now;
-            inner.order.insert(now, digest.to_owned());
+            inner.order.insert(now, entry.key.clone());
             Some(entry.bytes.clone())
         });
         self.metrics.blob_cache_lookup(found.is_some());
@@ -88,8 +91,9 @@ impl BlobCache {
         }
         inner.clock += 1;
         let used = inner.clock;
-        inner.order.insert(used, digest.to_owned());
-        inner.entries.insert(digest.to_owned(), Entry { bytes, used });
+        let key: Arc<str> = digest.into();
+        inner.order.insert(used, key.clone());
+        inner.entries.insert(key.clone(), Entry { key, bytes, used });
         inner.size += len;
         self.metrics.blob_cache_evicted(evicted);
         self.metrics.set_blob_cache(inner.size, self.capacity);

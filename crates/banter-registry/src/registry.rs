@@ -327,8 +327,8 @@ impl Registry {
     /// cache when there (verified when it was filled), else read from
     /// storage, verified, and cached.
     pub async fn content(&self, digest: &Digest) -> RegistryResult<Bytes> {
-        let key = digest.to_string();
-        if let Some(bytes) = self.cache.get(&key) {
+        let key = digest.hex();
+        if let Some(bytes) = self.cache.get(key) {
             return Ok(bytes);
         }
         let bytes = self
@@ -340,7 +340,7 @@ impl Registry {
             tracing::error!(%digest, "stored blob failed digest verification");
             return Err(RegistryError::Corrupt(digest.clone()));
         }
-        self.cache.insert(&key, bytes.clone());
+        self.cache.insert(key, bytes.clone());
         Ok(bytes)
     }
 

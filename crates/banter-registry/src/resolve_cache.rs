@@ -16,10 +16,18 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// Most entries held; beyond it the map starts over (entries are cheap to refill).
 const MAX_ENTRIES: usize = 16_384;
 
+/// Pack name → reference → what it resolved to, and when. By pack, so a
+/// lookup borrows its key and a write forgets one pack in one step.
+#[derive(Default)]
+struct Inner {
+    packs: HashMap<String, HashMap<String, (VersionRecord, Instant)>>,
+    len: usize,
+}
+
 /// Resolved references, each valid for the time-to-live.
 pub struct ResolveCache {
     ttl: Duration,
-    entries: Mutex<HashMap<(String, String), (VersionRecord, Instant)>>,
+    inner: Mutex<Inner>,
 }
 
 impl ResolveCache {
@@ -27,7 +35,7 @@ impl ResolveCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Inner::default()),
         }
     }
 
@@ -36,8 +44,8 @@ impl ResolveCache {
         if self.ttl.is_zero() {
             return None;
         }
-        let entries = self.entries.lock().ok()?;
-        let (record, at) = entries.get(&(name.to_owned(), reference.to_owned()))?;
+        let inner = self.inner.lock().ok()?;
+        let (record, at) = inner.packs.get(name)?.get(reference)?;
         (at.elapsed() < self.ttl).then(|| record.clone())
     }
 
@@ -46,21 +54,25 @@ impl ResolveCache {
         if self.ttl.is_zero() {
             return;
         }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-            entries.insert(
-                (name.to_owned(), reference.to_owned()),
-                (record.clone(), Instant::now()),
-            );
+        let Ok(mut inner) = self.inner.lock() else { return };
+        if inner.len >= MAX_ENTRIES {
+            *inner = Inner::default();
         }
+        let added = inner
+            .packs
+            .entry(name.to_owned())
+            .or_default()
+            .insert(reference.to_owned(), (record.clone(), Instant::now()))
+            .is_none();
+        inner.len += usize::from(added);
     }
 
     /// Drops every resolution of `name` (after this replica wrote to it).
     pub fn forget(&self, name: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|(n, _), _| n != name);
+        if let Ok(mut inner) = self.inner.lock()
+            && let Some(refs) = inner.packs.remove(name)
+        {
+            inner.len -= refs.len();
         }
     }
 }

@@ -102,7 +102,8 @@ impl ChildKind {
     /// Whether this kind is a custom resource of another project, served
     /// only where its CRD is installed (found by discovery).
     pub fn optional(self) -> bool {
-        matches!(self, Self::ServiceMonitor | Self::PrometheusRule | Self::HttpRoute)
+        // Exactly the kinds a cluster serving none of them lacks.
+        !OptionalApis::all(false).serves(self)
     }
 
     /// Whether the controller watches (and caches) this kind. Secrets are
@@ -280,11 +281,7 @@ impl<'a> BuildInput<'a> {
     /// operator's own (its selectors rely on them).
     pub fn meta_with_labels(&self, name: String, component: Component, extra: &BTreeMap<String, String>) -> ObjectMeta {
         let mut meta = self.meta(name, component);
-        if let Some(l) = meta.labels.as_mut() {
-            for (k, v) in extra {
-                l.entry(k.clone()).or_insert_with(|| v.clone());
-            }
-        }
+        placement::merge_under(&mut meta.labels, extra);
         meta
     }
 

@@ -61,7 +61,7 @@ pub fn apply_placement(
 }
 
 /// Adds `extra` entries to `map` without replacing any it has.
-fn merge_under(map: &mut Option<BTreeMap<String, String>>, extra: &BTreeMap<String, String>) {
+pub(super) fn merge_under(map: &mut Option<BTreeMap<String, String>>, extra: &BTreeMap<String, String>) {
     if extra.is_empty() {
         return;
     }
