@@ -232,7 +232,8 @@ def run_schemathesis(base_url: str, backend: str, tmp: Path) -> int:
     cmd = [str(ST), "--config-file", str(ROOT / "tests/contract/schemathesis.toml"), "run",
            f"{base_url}/openapi.json", "--checks", "all", "-n", str(EXAMPLES_PER_OPERATION), "--seed", str(SEED),
            "--workers", "2", "-H", f"Authorization: Bearer {TOKEN}", "--report-dir", str(report)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    # From the temporary directory: schemathesis keeps a cache in its cwd.
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp)
     text = out.stdout + out.stderr
     m = re.search(r"(\d+) generated", text)
     cases = int(m.group(1)) if m else 0
