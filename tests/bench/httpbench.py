@@ -12,17 +12,26 @@ distribution. Load: wrk at 64 and 256 connections, each case REPEATS
 times, the median reported. Server CPU per request comes from
 /proc/<pid>/stat (user + system time of every process of the server).
 
-Fails if any response was not the expected 200/304. Writes the table as
+History: on a fresh registry per backend (durable settings: SQLite
+synchronous=FULL, Redis appendfsync always; resolved references not
+reused, --resolve-ttl 0s, so every GET resolves in storage), publish
+HISTORY distinct versions of one pack with 8 clients (publish throughput),
+set HISTORY tags on it (timed), then compare exact-version and tag GETs of
+that pack with a pack of one version and one tag.
+
+Fails if any response was not the expected 200/201/304. Writes the table as
 CSV and Markdown (docs/performance/), prints it, and stops every server by
 PID.
 
-Usage: httpbench.py [--duration S] [--repeats N] [--out DIR]
+Usage: httpbench.py [--duration S] [--repeats N] [--history N] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import csv
+import http.client
 import hashlib
 import json
 import os
@@ -152,10 +161,103 @@ def put(url: str, body: bytes, headers: dict) -> int:
         return e.code
 
 
+class Client:
+    """One keep-alive HTTP connection per thread (publishing and tagging)."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def put(self, path: str, body: bytes, headers: dict) -> int:
+        self.conn.request("PUT", path, body=body, headers=headers)
+        r = self.conn.getresponse()
+        r.read()
+        return r.status
+
+
+def in_parallel(port: int, requests: list[tuple[str, bytes]], headers: dict, expected: int,
+                clients: int = 8) -> float:
+    """PUTs `requests` with `clients` keep-alive connections; seconds taken.
+    Every answer must be `expected`."""
+    chunks = [requests[i::clients] for i in range(clients)]
+
+    def run(chunk: list[tuple[str, bytes]]) -> list[int]:
+        c = Client(port)
+        return [c.put(path, body, headers) for path, body in chunk]
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        statuses = [s for chunk in pool.map(run, chunks) for s in chunk]
+    took = time.monotonic() - started
+    bad = [s for s in statuses if s != expected]
+    if bad:
+        raise Failed(f"{len(bad)} of {len(statuses)} PUTs answered {sorted(set(bad))}, not {expected}")
+    return took
+
+
+def small_pack(name: str, version: str) -> bytes:
+    return json.dumps({"name": name, "version": version, "title": "History",
+                       "personas": [{"id": "host", "display_name": "Host"}],
+                       "lines": [{"id": "l0", "event": "match.goal", "persona": "host", "text": "x" * 200}]}).encode()
+
+
+def history(procs: ServerProcs, tmp: Path, args, rows: list[dict], notes: list[dict]) -> None:
+    """Publish throughput, 10,000 tags, and GET cost against history, per backend."""
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    n = args.history
+    redis_port = free_port()
+    (tmp / "redis-durable").mkdir()
+    procs.start(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp / "redis-durable")],
+                tmp / "redis-durable.log")
+    redis_proc = procs.procs[-1]
+    for backend, extra, durability in (
+        ("sqlite", ["--backend", "sqlite", "--sqlite-path", str(tmp / "history" / "registry.db")],
+         "SQLite WAL, synchronous=FULL"),
+        ("redis", ["--backend", "redis", "--redis-url", f"redis://127.0.0.1:{redis_port}",
+                   "--redis-key-prefix", "history:"], "Redis AOF, appendfsync always"),
+    ):
+        port = free_port()
+        p = procs.start([str(REGISTRY), "serve", "--listen", f"127.0.0.1:{port}", "--token-file",
+                         str(tmp / "tokens"), "--resolve-ttl", "0s"] + extra, tmp / f"history-{backend}.log")
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz", f"registry ({backend}, history)")
+        pids = [p.pid] + ([redis_proc.pid] if backend == "redis" else [])
+        server = f"banter-registry ({backend})"
+        one = [("/v1/packs/one/versions/1.0.0", small_pack("one", "1.0.0"))]
+        in_parallel(port, one, auth, 201, clients=1)
+        in_parallel(port, [("/v1/packs/one/tags/t1", b'{"version": "1.0.0"}')], auth, 200, clients=1)
+        versions = [f"1.{i // 1000}.{i % 1000}" for i in range(n)]
+        took = in_parallel(port, [(f"/v1/packs/hist/versions/{v}", small_pack("hist", v)) for v in versions],
+                           auth, 201)
+        notes.append({"server": server, "what": f"publish {n} distinct versions (8 clients)",
+                      "seconds": took, "per_second": n / took, "durability": durability})
+        print(f"{server:28} publish {n} versions: {took:.2f} s, {n / took:.0f}/s ({durability})", flush=True)
+        tags = [(f"/v1/packs/hist/tags/t{i}", json.dumps({"version": versions[i]}).encode()) for i in range(n)]
+        took = in_parallel(port, tags, auth, 200)
+        notes.append({"server": server, "what": f"set {n} tags (8 clients)", "seconds": took,
+                      "per_second": n / took, "durability": durability})
+        print(f"{server:28} set {n} tags: {took:.2f} s, {n / took:.0f}/s", flush=True)
+        mid = versions[n // 2]
+        for case, url_one, url_hist in (
+            ("exact version", f"{base}/v1/packs/one/versions/1.0.0", f"{base}/v1/packs/hist/versions/{mid}"),
+            ("tag", f"{base}/v1/packs/one/versions/t1", f"{base}/v1/packs/hist/versions/t{n // 2}"),
+            ("latest", f"{base}/v1/packs/one/versions/latest", f"{base}/v1/packs/hist/versions/latest"),
+        ):
+            for size, url in (("1 version", url_one), (f"{n} versions, {n} tags", url_hist)):
+                expect(url, 200)
+                runs = [wrk(url, 64, args.duration, [], pids) for _ in range(args.repeats)]
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                rows.append({"server": server, "case": case, "size": size, "connections": 64, **med})
+                print(f"{server:28} {case:14} {size:28} {med['rps']:>10.0f} req/s {med['cpu_us']:>8.1f} us/req "
+                      f"p50 {med['p50']:.2f} ms p99 {med['p99']:.2f} ms", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--history", type=int, default=10_000)
+    ap.add_argument("--only-history", action="store_true", help="skip the peers (a quick look at history costs)")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance"))
     args = ap.parse_args()
     for tool in ("nginx", "docker-registry", "wrk", "taskset", "redis-server"):
@@ -167,7 +269,14 @@ def main() -> int:
     tmp.chmod(0o755)
     procs = ServerProcs()
     rows: list[dict] = []
+    history_rows: list[dict] = []
+    notes: list[dict] = []
     try:
+        (tmp / "tokens").write_text(TOKEN + "\n")
+        history(procs, tmp, args, history_rows, notes)
+        if args.only_history:
+            write_history(history_rows, notes, Path(args.out))
+            return 0
         packs = {label: pack_of(f"bench-{label.lower()}", size) for label, size in SIZES.items()}
         digests = {label: "sha256:" + hashlib.sha256(b).hexdigest() for label, b in packs.items()}
         (tmp / "tokens").write_text(TOKEN + "\n")
@@ -283,7 +392,37 @@ http: {{ addr: 127.0.0.1:{dist_port} }}
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     write(rows, Path(args.out))
+    write_history(history_rows, notes, Path(args.out))
     return 0
+
+
+def write_history(rows: list[dict], notes: list[dict], out: Path) -> None:
+    """The history table (GET cost of a 10,000-version pack against a
+    one-version pack on the same server) and the write figures."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = {(r["server"], r["case"]): r for r in rows if r["size"] == "1 version"}
+    lines = ["| server | case | pack | req/s | server CPU µs/req | p50 ms | p99 ms | CPU × 1-version pack |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        b = base.get((r["server"], r["case"]))
+        ratio = r["cpu_us"] / b["cpu_us"] if b and b["cpu_us"] else float("nan")
+        lines.append(f"| {r['server']} | {r['case']} | {r['size']} | {r['rps']:.0f} | {r['cpu_us']:.1f} | "
+                     f"{r['p50']:.2f} | {r['p99']:.2f} | {ratio:.2f} |")
+    lines += ["", "| server | write | seconds | per second | durability |", "| --- | --- | ---: | ---: | --- |"]
+    for n in notes:
+        lines.append(f"| {n['server']} | {n['what']} | {n['seconds']:.2f} | {n['per_second']:.0f} | {n['durability']} |")
+    (out / "history-bench.md").write_text("\n".join(lines) + "\n")
+    with open(out / "history-bench.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["server", "case", "pack", "rps", "cpu_us", "p50", "p99"])
+        for r in rows:
+            w.writerow([r["server"], r["case"], r["size"], f"{r['rps']:.3f}", f"{r['cpu_us']:.3f}",
+                        f"{r['p50']:.3f}", f"{r['p99']:.3f}"])
+        w.writerow([])
+        w.writerow(["server", "write", "seconds", "per_second", "durability"])
+        for n in notes:
+            w.writerow([n["server"], n["what"], f"{n['seconds']:.3f}", f"{n['per_second']:.1f}", n["durability"]])
+    print("\n".join(lines))
 
 
 def write(rows: list[dict], out: Path) -> None:

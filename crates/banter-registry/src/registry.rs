@@ -299,20 +299,15 @@ impl Registry {
         if let Some(hit) = self.resolved.get(name.as_str(), reference) {
             return Ok(hit);
         }
-        let record = self.record(&name).await?;
-        let not_found = || RegistryError::VersionNotFound {
-            name: name.to_string(),
-            reference: reference.to_owned(),
-        };
+        // One indexed lookup: the cost does not grow with the pack's history.
         let found = match &reference_parsed {
-            Reference::Version(v) => find_version(&record, v),
-            Reference::Tag(t) if t.is_latest() => latest(&record),
-            Reference::Tag(t) => record
-                .tags
-                .get(t.as_str())
-                .and_then(|v| record.versions.iter().find(|r| &r.version == v)),
+            Reference::Version(v) => self.storage.version(&name, &version_key(v)).await?,
+            Reference::Tag(t) if t.is_latest() => self.storage.latest(&name).await?,
+            Reference::Tag(t) => self.storage.tagged(&name, t.as_str()).await?,
         };
-        let found = found.cloned().ok_or_else(not_found)?;
+        let Some(found) = found else {
+            return Err(self.missing(&name, reference).await);
+        };
         self.resolved.put(name.as_str(), reference, &found);
         Ok(found)
     }
@@ -387,13 +382,23 @@ impl Registry {
 
     async fn exact_version(&self, name: &PackName, version: &str) -> RegistryResult<String> {
         let wanted = parse_version(version)?;
-        let record = self.record(name).await?;
-        find_version(&record, &wanted)
-            .map(|r| r.version.clone())
-            .ok_or_else(|| RegistryError::VersionNotFound {
+        match self.storage.version(name, &version_key(&wanted)).await? {
+            Some(found) => Ok(found.version),
+            None => Err(self.missing(name, version).await),
+        }
+    }
+
+    /// Why a lookup found nothing: no such pack, or no such version or tag
+    /// in it (a second query, only on the miss path).
+    async fn missing(&self, name: &PackName, reference: &str) -> RegistryError {
+        match self.storage.exists(name).await {
+            Ok(false) => RegistryError::PackNotFound(name.to_string()),
+            Ok(true) => RegistryError::VersionNotFound {
                 name: name.to_string(),
-                reference: version.to_owned(),
-            })
+                reference: reference.to_owned(),
+            },
+            Err(e) => RegistryError::Storage(e),
+        }
     }
 
     fn not_found_as(&self, e: StorageError, name: &PackName, version: &str) -> RegistryError {
@@ -424,15 +429,6 @@ impl Registry {
 
 fn looks_numeric(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_digit())
-}
-
-/// The stored version with the same number as `v` (build metadata ignored).
-fn find_version<'a>(record: &'a PackRecord, v: &semver::Version) -> Option<&'a VersionRecord> {
-    let key = version_key(v);
-    record
-        .versions
-        .iter()
-        .find(|r| semver::Version::parse(&r.version).is_ok_and(|x| version_key(&x) == key))
 }
 
 /// What `latest` means: an explicit, non-yanked `latest` tag, else the highest

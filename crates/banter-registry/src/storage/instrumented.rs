@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use banter_pack::{Digest, PackName};
 use bytes::Bytes;
 
-use super::{BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult};
+use super::{
+    BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
+};
 use crate::metrics::Metrics;
 
 /// Wraps a backend so that every call is measured the same way, whichever backend it is.
@@ -48,6 +50,18 @@ impl<S: Storage> Storage for Instrumented<S> {
     }
     async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>> {
         self.timed("pack", self.inner.pack(name)).await
+    }
+    async fn exists(&self, name: &PackName) -> StorageResult<bool> {
+        self.timed("exists", self.inner.exists(name)).await
+    }
+    async fn version(&self, name: &PackName, key: &str) -> StorageResult<Option<VersionRecord>> {
+        self.timed("version", self.inner.version(name, key)).await
+    }
+    async fn tagged(&self, name: &PackName, tag: &str) -> StorageResult<Option<VersionRecord>> {
+        self.timed("tagged", self.inner.tagged(name, tag)).await
+    }
+    async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>> {
+        self.timed("latest", self.inner.latest(name)).await
     }
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>> {
         self.timed("blob", self.inner.blob(digest)).await

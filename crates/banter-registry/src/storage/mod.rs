@@ -145,8 +145,27 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores a version unless its number (ignoring build metadata) is taken.
     async fn publish(&self, version: NewVersion) -> StorageResult<PublishOutcome>;
 
-    /// A pack's whole index, or `None` if it does not exist.
+    /// A pack's whole index, or `None` if it does not exist. Proportional to
+    /// the pack's history: for listings and export, never on the read path.
     async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>>;
+
+    /// Whether the pack has any version.
+    async fn exists(&self, name: &PackName) -> StorageResult<bool>;
+
+    /// The version stored under `key` ([`banter_pack::version_key`]: the
+    /// number without build metadata), by one indexed lookup.
+    async fn version(&self, name: &PackName, key: &str) -> StorageResult<Option<VersionRecord>>;
+
+    /// The version an explicit tag points at, by one indexed lookup.
+    async fn tagged(&self, name: &PackName, tag: &str) -> StorageResult<Option<VersionRecord>>;
+
+    /// What `latest` resolves to: the explicit `latest` tag unless its version
+    /// is yanked, else the highest release that is not yanked (pre-releases
+    /// never implicitly). Reads an index ordered by [`release_key`], so the
+    /// cost does not grow with the pack's history. Must agree with
+    /// [`crate::registry::latest`] over [`Storage::pack`]; the storage model
+    /// tests check that on both backends.
+    async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>>;
 
     /// Raw blob bytes by digest, unverified (the caller verifies).
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>>;
@@ -162,6 +181,16 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Totals.
     async fn stats(&self) -> StorageResult<Stats>;
+}
+
+/// The ordering key of a release (no pre-release part): each numeric part
+/// zero-padded to 20 digits (a `u64` has at most 20), so byte order is
+/// precedence order. `None` for a pre-release, which is never `latest`
+/// implicitly. Build metadata does not take part, as in precedence.
+pub fn release_key(v: &semver::Version) -> Option<String> {
+    v.pre
+        .is_empty()
+        .then(|| format!("{:020}.{:020}.{:020}", v.major, v.minor, v.patch))
 }
 
 /// Sorts versions by semver precedence; equal precedence falls back to the string.

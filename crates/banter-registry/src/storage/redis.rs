@@ -8,6 +8,7 @@
 //! | `P pack:{name}:versions` | hash | version key (no build metadata) → version record JSON |
 //! | `P pack:{name}:yanked` | set | version keys that are yanked |
 //! | `P pack:{name}:tags` | hash | explicit tag → exact version |
+//! | `P pack:{name}:order` | sorted set, all scores 0 | one member per version, in precedence order for releases (see [`order_member`]) |
 //! | `P blob:sha256:{hex}` | string | content bytes |
 //! | `P stats` | hash | `versions`, `bytes` counters |
 //!
@@ -15,6 +16,14 @@
 //! to the AOF as one MULTI/EXEC block, so after a crash or a lost connection
 //! either the whole version exists (blob, record, pack entry, counters) or
 //! none of it. See docs/storage.md.
+//!
+//! Every read of the serving path is one round trip whose cost does not
+//! depend on the pack's history: a version is one hash field, a tag one
+//! field plus the version's, and `latest` a walk down `order` from the top.
+//! `order` was added after the first release: the `latest` script checks
+//! that it has as many members as the pack has versions (two O(1) counts)
+//! and rebuilds it when not, so data written by an earlier release, or by
+//! an older replica during a rolling upgrade, is indexed on first use.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -43,8 +52,71 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if ARGV[6] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) end
 redis.call('ZADD', KEYS[3], 0, ARGV[4])
 redis.call('HINCRBY', KEYS[4], 'versions', 1)
+redis.call('ZADD', KEYS[6], 0, ARGV[7])
 return false
 ";
+
+/// The version an explicit tag points at, and whether it is yanked.
+const TAGGED: &str = r"
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return false end
+local key = string.match(v, '^[^+]*')
+local record = redis.call('HGET', KEYS[2], key)
+if not record then return false end
+return {record, redis.call('SISMEMBER', KEYS[3], key)}
+";
+
+/// What `latest` resolves to (see [`crate::registry::latest`]): the explicit
+/// tag unless yanked, else the highest release not yanked, walking the
+/// order index down from the top. Rebuilds the index first when it does not
+/// hold exactly one member per version (data of an earlier format).
+const LATEST: &str = r"
+if redis.call('ZCARD', KEYS[4]) ~= redis.call('HLEN', KEYS[2]) then
+  local pad = function(x) return string.rep('0', 20 - #x) .. x end
+  redis.call('DEL', KEYS[4])
+  for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do
+    local a, b, c = string.match(key, '^(%d+)%.(%d+)%.(%d+)$')
+    if a then
+      redis.call('ZADD', KEYS[4], 0, 'r' .. pad(a) .. '.' .. pad(b) .. '.' .. pad(c) .. '|' .. key)
+    else
+      redis.call('ZADD', KEYS[4], 0, 'p|' .. key)
+    end
+  end
+end
+local v = redis.call('HGET', KEYS[1], 'latest')
+if v then
+  local key = string.match(v, '^[^+]*')
+  if redis.call('SISMEMBER', KEYS[3], key) == 0 then
+    local record = redis.call('HGET', KEYS[2], key)
+    if record then return record end
+  end
+end
+local offset = 0
+while true do
+  local page = redis.call('ZREVRANGEBYLEX', KEYS[4], '(s', '[r', 'LIMIT', offset, 32)
+  if #page == 0 then return false end
+  for _, member in ipairs(page) do
+    local key = string.match(member, '|(.*)$')
+    if redis.call('SISMEMBER', KEYS[3], key) == 0 then
+      local record = redis.call('HGET', KEYS[2], key)
+      if record then return record end
+    end
+  end
+  offset = offset + #page
+end
+";
+
+/// The member of `pack:{name}:order` for a version: releases as `r` and
+/// their [`super::release_key`], so the highest sorts last among the `r`
+/// members; pre-releases as `p`, present only so the member count equals
+/// the version count. The version key follows a `|`. The `LATEST` script
+/// builds the same strings when it rebuilds the index.
+pub fn order_member(v: &semver::Version) -> String {
+    match super::release_key(v) {
+        Some(release) => format!("r{release}|{}", version_key(v)),
+        None => format!("p|{}", version_key(v)),
+    }
+}
 
 /// Sets a tag if the version exists.
 const SET_TAG: &str = r"
@@ -96,6 +168,8 @@ pub struct RedisStorage {
     publish: Arc<redis::Script>,
     set_tag: Arc<redis::Script>,
     set_yanked: Arc<redis::Script>,
+    tagged: Arc<redis::Script>,
+    latest: Arc<redis::Script>,
     metrics: Option<Metrics>,
 }
 
@@ -130,6 +204,8 @@ impl RedisStorage {
             publish: Arc::new(redis::Script::new(PUBLISH)),
             set_tag: Arc::new(redis::Script::new(SET_TAG)),
             set_yanked: Arc::new(redis::Script::new(SET_YANKED)),
+            tagged: Arc::new(redis::Script::new(TAGGED)),
+            latest: Arc::new(redis::Script::new(LATEST)),
             metrics: None,
         })
     }
@@ -251,6 +327,18 @@ fn decode(raw: &str) -> StorageResult<StoredVersion> {
     serde_json::from_str(raw).map_err(|e| StorageError::Internal(format!("corrupt version record in Redis: {e}")))
 }
 
+/// A version record from its stored JSON and yank flag.
+fn record(raw: &str, yanked: bool) -> StorageResult<VersionRecord> {
+    let s = decode(raw)?;
+    Ok(VersionRecord {
+        version: s.version,
+        digest: s.digest,
+        size: s.size,
+        published_at: s.published_at,
+        yanked,
+    })
+}
+
 #[async_trait]
 impl Storage for RedisStorage {
     fn kind(&self) -> BackendKind {
@@ -279,7 +367,9 @@ impl Storage for RedisStorage {
             self.key("packs"),
             self.key("stats"),
             self.pack_key(&v.name, "yanked"),
+            self.pack_key(&v.name, "order"),
         ];
+        let member = order_member(&v.version);
         let script = self.publish.clone();
         let existing: Option<String> = self
             .run(async |c| {
@@ -291,6 +381,7 @@ impl Storage for RedisStorage {
                     .arg(v.name.as_str())
                     .arg(v.bytes.len())
                     .arg(if v.yanked { "1" } else { "0" })
+                    .arg(&member)
                     .invoke_async(c)
                     .await
             })
@@ -332,16 +423,7 @@ impl Storage for RedisStorage {
         }
         let mut versions = raw
             .iter()
-            .map(|(key, json)| {
-                let s = decode(json)?;
-                Ok(VersionRecord {
-                    version: s.version,
-                    digest: s.digest,
-                    size: s.size,
-                    published_at: s.published_at,
-                    yanked: yanked.contains(key),
-                })
-            })
+            .map(|(key, json)| record(json, yanked.contains(key)))
             .collect::<StorageResult<Vec<_>>>()?;
         sort_versions(&mut versions);
         Ok(Some(PackRecord {
@@ -349,6 +431,53 @@ impl Storage for RedisStorage {
             versions,
             tags,
         }))
+    }
+
+    async fn exists(&self, name: &PackName) -> StorageResult<bool> {
+        let key = self.pack_key(name, "versions");
+        self.run(async |c| redis::cmd("EXISTS").arg(&key).query_async::<bool>(c).await)
+            .await
+    }
+
+    async fn version(&self, name: &PackName, key: &str) -> StorageResult<Option<VersionRecord>> {
+        let (vk, yk) = (self.pack_key(name, "versions"), self.pack_key(name, "yanked"));
+        let (raw, yanked): (Option<String>, bool) = self
+            .run(async |c| {
+                redis::pipe()
+                    .atomic()
+                    .hget(&vk, key)
+                    .sismember(&yk, key)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        raw.map(|raw| record(&raw, yanked)).transpose()
+    }
+
+    async fn tagged(&self, name: &PackName, tag: &str) -> StorageResult<Option<VersionRecord>> {
+        let keys = [
+            self.pack_key(name, "tags"),
+            self.pack_key(name, "versions"),
+            self.pack_key(name, "yanked"),
+        ];
+        let script = self.tagged.clone();
+        let found: Option<(String, bool)> = self
+            .run(async |c| script.key(&keys[..]).arg(tag).invoke_async(c).await)
+            .await?;
+        found.map(|(raw, yanked)| record(&raw, yanked)).transpose()
+    }
+
+    async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>> {
+        let keys = [
+            self.pack_key(name, "tags"),
+            self.pack_key(name, "versions"),
+            self.pack_key(name, "yanked"),
+            self.pack_key(name, "order"),
+        ];
+        let script = self.latest.clone();
+        let found: Option<String> = self.run(async |c| script.key(&keys[..]).invoke_async(c).await).await?;
+        // The script returns only versions that are not yanked.
+        found.map(|raw| record(&raw, false)).transpose()
     }
 
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>> {

@@ -20,9 +20,16 @@ use super::{
     sort_versions,
 };
 
+/// One forward-only schema step: SQL, or code where SQL cannot compute a value.
+enum Migration {
+    Sql(&'static str),
+    Code(fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>),
+}
+
 /// Forward-only schema migrations; index + 1 is the `user_version` after it.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration::Sql(
+        r#"
 CREATE TABLE blobs (
     digest  TEXT PRIMARY KEY,
     size    INTEGER NOT NULL,
@@ -52,7 +59,9 @@ CREATE TABLE tags (
     FOREIGN KEY (name, version) REFERENCES versions(name, version)
 );
 "#,
-    r#"
+    ),
+    Migration::Sql(
+        r#"
 -- Counts kept by triggers in the same transaction as every write, so a
 -- scrape reads one row instead of scanning three tables.
 CREATE TABLE counters (
@@ -78,7 +87,30 @@ CREATE TRIGGER counters_blobs_insert AFTER INSERT ON blobs BEGIN
 CREATE TRIGGER counters_blobs_delete AFTER DELETE ON blobs BEGIN
     UPDATE counters SET bytes = bytes - OLD.size WHERE id = 1; END;
 "#,
+    ),
+    // `latest` by one index probe instead of loading every version: the
+    // release ordering key (NULL for pre-releases), filled for existing rows.
+    Migration::Code(add_release_keys),
 ];
+
+/// Schema 3: `versions.release_key` ([`super::release_key`]) and its index.
+fn add_release_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "ALTER TABLE versions ADD COLUMN release_key TEXT;
+         CREATE INDEX versions_by_release ON versions (name, release_key) WHERE release_key IS NOT NULL;",
+    )?;
+    let rows: Vec<(String, String)> = tx
+        .prepare("SELECT name, version FROM versions")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut update = tx.prepare("UPDATE versions SET release_key = ?3 WHERE name = ?1 AND version = ?2")?;
+    for (name, version) in rows {
+        let parsed = semver::Version::parse(&version)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+        update.execute(params![name, version, super::release_key(&parsed)])?;
+    }
+    Ok(())
+}
 
 /// Tuning for the SQLite backend.
 #[derive(Debug, Clone)]
@@ -273,11 +305,15 @@ fn migrate(conn: &mut Connection) -> StorageResult<()> {
             MIGRATIONS.len()
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, step) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(classify)?;
-        tx.execute_batch(sql).map_err(internal)?;
+        match step {
+            Migration::Sql(sql) => tx.execute_batch(sql),
+            Migration::Code(f) => f(&tx),
+        }
+        .map_err(|e| StorageError::Internal(format!("migrating the database to schema {}: {e}", i + 1)))?;
         tx.pragma_update(None, "user_version", i + 1).map_err(internal)?;
         tx.commit().map_err(classify)?;
     }
@@ -319,6 +355,20 @@ fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// The columns [`version_row`] reads, in its order.
+const VERSION_COLUMNS: &str = "v.version, v.digest, v.size, v.published_at, v.yanked";
+
+/// A `versions` row selected as [`VERSION_COLUMNS`].
+fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
+    Ok(VersionRecord {
+        version: r.get(0)?,
+        digest: parse_digest(&r.get::<_, String>(1)?)?,
+        size: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
+        published_at: parse_time(&r.get::<_, String>(3)?)?,
+        yanked: r.get(4)?,
+    })
 }
 
 fn parse_digest(s: &str) -> rusqlite::Result<Digest> {
@@ -375,8 +425,8 @@ impl Storage for SqliteStorage {
             )
             .map_err(classify)?;
             tx.execute(
-                "INSERT INTO versions (name, version, version_key, digest, size, published_at, yanked)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO versions (name, version, version_key, digest, size, published_at, yanked, release_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     v.name.as_str(),
                     v.version.to_string(),
@@ -384,7 +434,8 @@ impl Storage for SqliteStorage {
                     v.digest.to_string(),
                     v.bytes.len() as i64,
                     published,
-                    v.yanked
+                    v.yanked,
+                    super::release_key(&v.version)
                 ],
             )
             .map_err(classify)?;
@@ -399,18 +450,9 @@ impl Storage for SqliteStorage {
         self.read(move |conn| {
             // One read transaction: versions and tags come from the same snapshot.
             let c = conn.unchecked_transaction()?;
-            let mut stmt =
-                c.prepare_cached("SELECT version, digest, size, published_at, yanked FROM versions WHERE name = ?1")?;
+            let mut stmt = c.prepare_cached(&format!("SELECT {VERSION_COLUMNS} FROM versions v WHERE v.name = ?1"))?;
             let mut versions = stmt
-                .query_map(params![name.as_str()], |r| {
-                    Ok(VersionRecord {
-                        version: r.get(0)?,
-                        digest: parse_digest(&r.get::<_, String>(1)?)?,
-                        size: r.get::<_, i64>(2)?.try_into().unwrap_or(0),
-                        published_at: parse_time(&r.get::<_, String>(3)?)?,
-                        yanked: r.get(4)?,
-                    })
-                })?
+                .query_map(params![name.as_str()], version_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             if versions.is_empty() {
                 return Ok(None);
@@ -422,6 +464,67 @@ impl Storage for SqliteStorage {
                 .collect::<rusqlite::Result<_>>()?;
             // Dropping the read-only transaction ends it; there is nothing to commit.
             Ok(Some(PackRecord { name, versions, tags }))
+        })
+        .await
+    }
+
+    async fn exists(&self, name: &PackName) -> StorageResult<bool> {
+        let name = name.clone();
+        self.read(move |c| {
+            c.prepare_cached("SELECT EXISTS(SELECT 1 FROM packs WHERE name = ?1)")?
+                .query_row(params![name.as_str()], |r| r.get(0))
+        })
+        .await
+    }
+
+    async fn version(&self, name: &PackName, key: &str) -> StorageResult<Option<VersionRecord>> {
+        let (name, key) = (name.clone(), key.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.name = ?1 AND v.version_key = ?2"
+            ))?
+            .query_row(params![name.as_str(), key], version_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn tagged(&self, name: &PackName, tag: &str) -> StorageResult<Option<VersionRecord>> {
+        let (name, tag) = (name.clone(), tag.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM tags t JOIN versions v ON v.name = t.name AND v.version = t.version
+                 WHERE t.name = ?1 AND t.tag = ?2"
+            ))?
+            .query_row(params![name.as_str(), tag], version_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>> {
+        let name = name.clone();
+        self.read(move |conn| {
+            // One snapshot for both probes, as `pack` reads one.
+            let c = conn.unchecked_transaction()?;
+            let explicit = c
+                .prepare_cached(&format!(
+                    "SELECT {VERSION_COLUMNS} FROM tags t JOIN versions v ON v.name = t.name AND v.version = t.version
+                     WHERE t.name = ?1 AND t.tag = 'latest' AND v.yanked = 0"
+                ))?
+                .query_row(params![name.as_str()], version_row)
+                .optional()?;
+            if explicit.is_some() {
+                return Ok(explicit);
+            }
+            // Walks `versions_by_release` from the top; yanked rows are skipped in the index order.
+            c.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v INDEXED BY versions_by_release
+                 WHERE v.name = ?1 AND v.release_key IS NOT NULL AND v.yanked = 0
+                 ORDER BY v.release_key DESC LIMIT 1"
+            ))?
+            .query_row(params![name.as_str()], version_row)
+            .optional()
         })
         .await
     }
@@ -549,7 +652,10 @@ mod tests {
         let path = dir.path().join("r.db");
         // A database of schema 1 with data, as an earlier version left it.
         let mut c = Connection::open(&path).expect("raw");
-        c.execute_batch(MIGRATIONS[0]).expect("schema 1");
+        let Migration::Sql(schema1) = MIGRATIONS[0] else {
+            panic!("schema 1 is SQL")
+        };
+        c.execute_batch(schema1).expect("schema 1");
         c.pragma_update(None, "user_version", 1).expect("v1");
         c.execute_batch(
             "INSERT INTO blobs VALUES ('a', 10, x'00'), ('b', 32, x'00');
@@ -570,7 +676,8 @@ mod tests {
             "INSERT INTO blobs VALUES ('c', 8, x'00');
              INSERT OR IGNORE INTO blobs VALUES ('a', 10, x'00');
              INSERT INTO packs VALUES ('q', 't');
-             INSERT INTO versions VALUES ('q', '1.0.0', 'k1', 'c', 8, 't', 0);",
+             INSERT INTO versions (name, version, version_key, digest, size, published_at, yanked)
+                VALUES ('q', '1.0.0', 'k1', 'c', 8, 't', 0);",
         )
         .expect("more rows");
         assert_eq!(counters(&c), (2, 3, 50), "an ignored duplicate blob counts nothing");
@@ -585,5 +692,74 @@ mod tests {
             )
             .expect("scan");
         assert_eq!(counters(&c), scanned);
+    }
+
+    #[tokio::test]
+    async fn a_schema_2_database_gets_release_keys_and_serves_latest_from_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        // Rows as the previous release wrote them: schema 2, no release_key.
+        let c = Connection::open(&path).expect("raw");
+        for (i, step) in MIGRATIONS[..2].iter().enumerate() {
+            let Migration::Sql(sql) = step else {
+                panic!("schemas 1 and 2 are SQL")
+            };
+            c.execute_batch(sql).expect("schema");
+            c.pragma_update(None, "user_version", i + 1).expect("version");
+        }
+        let d = Digest::of(b"x").to_string();
+        c.execute("INSERT INTO blobs VALUES (?1, 1, x'78')", params![d])
+            .expect("blob");
+        c.execute("INSERT INTO packs VALUES ('p', 't')", []).expect("pack");
+        for (v, k, yanked) in [
+            ("1.0.0", "1.0.0", 0),
+            ("1.10.0+b.1", "1.10.0", 0),
+            ("9.0.0", "9.0.0", 1),
+            ("10.0.0-rc.1", "10.0.0-rc.1", 0),
+        ] {
+            c.execute(
+                "INSERT INTO versions VALUES ('p', ?1, ?2, ?3, 1, '2026-01-01T00:00:00.000Z', ?4)",
+                params![v, k, d, yanked],
+            )
+            .expect("version");
+        }
+        drop(c);
+        let s = SqliteStorage::open(&SqliteOptions::new(&path)).expect("migrate");
+        assert_eq!(s.schema_version().expect("version"), 3);
+        let keys: Vec<Option<String>> = {
+            let conn = s.writer.lock().expect("writer");
+            let mut stmt = conn
+                .prepare("SELECT release_key FROM versions ORDER BY version_key")
+                .expect("select");
+            stmt.query_map([], |r| r.get(0))
+                .expect("rows")
+                .collect::<rusqlite::Result<_>>()
+                .expect("keys")
+        };
+        let release = |v: &str| super::super::release_key(&semver::Version::parse(v).expect("version"));
+        assert_eq!(
+            keys,
+            vec![release("1.0.0"), release("1.10.0"), None, release("9.0.0")],
+            "by version_key: 1.0.0, 1.10.0, 10.0.0-rc.1 (a pre-release), 9.0.0"
+        );
+        let name = PackName::parse("p").expect("name");
+        let latest = s.latest(&name).await.expect("latest").expect("some");
+        assert_eq!(
+            latest.version, "1.10.0+b.1",
+            "9.0.0 is yanked, 10.0.0-rc.1 a pre-release"
+        );
+        // The query walks the index rather than scanning the pack's rows.
+        let plan: String = {
+            let conn = s.writer.lock().expect("writer");
+            conn.query_row(
+                "EXPLAIN QUERY PLAN SELECT version FROM versions v INDEXED BY versions_by_release
+                 WHERE v.name = 'p' AND v.release_key IS NOT NULL AND v.yanked = 0
+                 ORDER BY v.release_key DESC LIMIT 1",
+                [],
+                |r| r.get(3),
+            )
+            .expect("plan")
+        };
+        assert!(plan.contains("versions_by_release"), "{plan}");
     }
 }
