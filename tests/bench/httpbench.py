@@ -258,6 +258,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--history", type=int, default=10_000)
     ap.add_argument("--only-history", action="store_true", help="skip the peers (a quick look at history costs)")
+    ap.add_argument("--skip-history", action="store_true", help="only the read cases next to the peers")
+    ap.add_argument("--sizes", default=",".join(SIZES), help="comma-separated pack sizes to run")
+    ap.add_argument("--connections", default=",".join(map(str, CONNECTIONS)))
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance"))
     args = ap.parse_args()
     for tool in ("nginx", "docker-registry", "wrk", "taskset", "redis-server"):
@@ -273,11 +276,14 @@ def main() -> int:
     notes: list[dict] = []
     try:
         (tmp / "tokens").write_text(TOKEN + "\n")
-        history(procs, tmp, args, history_rows, notes)
+        if not args.skip_history:
+            history(procs, tmp, args, history_rows, notes)
         if args.only_history:
             write_history(history_rows, notes, Path(args.out))
             return 0
-        packs = {label: pack_of(f"bench-{label.lower()}", size) for label, size in SIZES.items()}
+        sizes = {label: SIZES[label] for label in args.sizes.split(",")}
+        connections = [int(c) for c in args.connections.split(",")]
+        packs = {label: pack_of(f"bench-{label.lower()}", size) for label, size in sizes.items()}
         digests = {label: "sha256:" + hashlib.sha256(b).hexdigest() for label, b in packs.items()}
         (tmp / "tokens").write_text(TOKEN + "\n")
         auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -356,7 +362,7 @@ http: {{ addr: 127.0.0.1:{dist_port} }}
 
         # Cases: (server, case, size) -> (url, headers, expected status).
         cases = []
-        for label in SIZES:
+        for label in sizes:
             name = f"bench-{label.lower()}"
             for server in ("banter-registry (sqlite)", "banter-registry (redis)"):
                 base = servers[server][0]
@@ -379,7 +385,7 @@ http: {{ addr: 127.0.0.1:{dist_port} }}
         for server, case, label, url, headers, status in cases:
             expect(url, status, dict(h.split(": ", 1) for h in headers))
             pids = servers[server][1]
-            for conns in CONNECTIONS:
+            for conns in connections:
                 runs = [wrk(url, conns, args.duration, headers, pids) for _ in range(args.repeats)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 rows.append({"server": server, "case": case, "size": label, "connections": conns, **med})
@@ -392,7 +398,8 @@ http: {{ addr: 127.0.0.1:{dist_port} }}
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     write(rows, Path(args.out))
-    write_history(history_rows, notes, Path(args.out))
+    if not args.skip_history:
+        write_history(history_rows, notes, Path(args.out))
     return 0
 
 

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
 
 use crate::metrics::Metrics;
+use crate::resolve_cache::Resolved;
 use crate::storage::{NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, VersionRecord};
 
 /// Why a registry operation failed; each variant maps to one HTTP status and code.
@@ -283,7 +284,12 @@ impl Registry {
     }
 
     /// Resolves `reference` (exact version or tag) to a stored version.
-    pub async fn resolve(&self, name: &str, reference: &str) -> RegistryResult<VersionRecord> {
+    pub async fn resolve(&self, name: &str, reference: &str) -> RegistryResult<Arc<Resolved>> {
+        // Only references that parsed and resolved are cached, so a hit
+        // needs no parsing.
+        if let Some(hit) = self.resolved.get(name, reference) {
+            return Ok(hit);
+        }
         let name = parse_name(name)?;
         let reference_parsed = match Reference::parse(reference) {
             Ok(r) => r,
@@ -296,9 +302,6 @@ impl Registry {
                 });
             }
         };
-        if let Some(hit) = self.resolved.get(name.as_str(), reference) {
-            return Ok(hit);
-        }
         // One indexed lookup: the cost does not grow with the pack's history.
         let found = match &reference_parsed {
             Reference::Version(v) => self.storage.version(&name, &version_key(v)).await?,
@@ -308,8 +311,9 @@ impl Registry {
         let Some(found) = found else {
             return Err(self.missing(&name, reference).await);
         };
-        self.resolved.put(name.as_str(), reference, &found);
-        Ok(found)
+        let resolved = Arc::new(Resolved::new(found, matches!(reference_parsed, Reference::Version(_))));
+        self.resolved.put(name.as_str(), reference, &resolved);
+        Ok(resolved)
     }
 
     /// Blob bytes by digest hex, verified against the digest.

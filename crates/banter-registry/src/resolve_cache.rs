@@ -4,12 +4,47 @@
 //! bounds how stale a read can be after a write made by *another* replica
 //! (a tag move, a yank, a publish changing `latest`). This replica's own
 //! writes drop the pack's entries at once.
+//!
+//! An entry holds what a response needs, computed once: the record and the
+//! text of its `Digest`, `ETag` and `Banter-Pack-Version` headers as shared
+//! bytes, so a hit allocates nothing and copies no string.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::storage::VersionRecord;
+
+/// A resolved reference and the header text its responses carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The version the reference resolved to.
+    pub record: VersionRecord,
+    /// Whether the reference was an exact version (else a tag).
+    pub exact: bool,
+    /// `sha256:<hex>`: the `Digest` header.
+    pub digest: Bytes,
+    /// `"sha256:<hex>"`: the `ETag` header.
+    pub etag: Bytes,
+    /// The exact version: the `Banter-Pack-Version` header.
+    pub version: Bytes,
+}
+
+impl Resolved {
+    /// The entry for `record`, resolved from an exact version or a tag.
+    pub fn new(record: VersionRecord, exact: bool) -> Self {
+        let digest = record.digest.to_string();
+        Self {
+            etag: Bytes::from(format!("\"{digest}\"")),
+            digest: Bytes::from(digest),
+            version: Bytes::from(record.version.clone()),
+            record,
+            exact,
+        }
+    }
+}
 
 /// Default time-to-live: the longest a write on another replica stays unseen.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
@@ -20,7 +55,7 @@ const MAX_ENTRIES: usize = 16_384;
 /// lookup borrows its key and a write forgets one pack in one step.
 #[derive(Default)]
 struct Inner {
-    packs: HashMap<String, HashMap<String, (VersionRecord, Instant)>>,
+    packs: HashMap<String, HashMap<String, (Arc<Resolved>, Instant)>>,
     len: usize,
 }
 
@@ -39,8 +74,8 @@ impl ResolveCache {
         }
     }
 
-    /// The record `reference` of `name` resolved to, if resolved within the TTL.
-    pub fn get(&self, name: &str, reference: &str) -> Option<VersionRecord> {
+    /// What `reference` of `name` resolved to, if resolved within the TTL.
+    pub fn get(&self, name: &str, reference: &str) -> Option<Arc<Resolved>> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -50,7 +85,7 @@ impl ResolveCache {
     }
 
     /// Remembers a resolution made just now.
-    pub fn put(&self, name: &str, reference: &str, record: &VersionRecord) {
+    pub fn put(&self, name: &str, reference: &str, resolved: &Arc<Resolved>) {
         if self.ttl.is_zero() {
             return;
         }
@@ -62,7 +97,7 @@ impl ResolveCache {
             .packs
             .entry(name.to_owned())
             .or_default()
-            .insert(reference.to_owned(), (record.clone(), Instant::now()))
+            .insert(reference.to_owned(), (resolved.clone(), Instant::now()))
             .is_none();
         inner.len += usize::from(added);
     }

@@ -2,13 +2,13 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::packs::{IMMUTABLE, content_response, if_none_match};
-use super::request::path_error;
+use super::packs::{IMMUTABLE, content_response, digest_headers};
+use super::request::{IfNoneMatch, path_error};
 
 /// Fetch bytes by digest; the digest is verified on every read.
 #[utoipa::path(
@@ -27,7 +27,7 @@ use super::request::path_error;
 pub async fn blob(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let Path(digest) = path.map_err(path_error)?;
     let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
@@ -39,6 +39,7 @@ pub async fn blob(
     })?;
     // Existence is checked (404) before the conditional answer.
     let bytes = state.registry.blob(hex).await?;
-    let bytes = (!if_none_match(&headers, &digest)).then_some(bytes);
-    Ok(content_response(&state, &digest, IMMUTABLE, bytes))
+    let bytes = (!if_none_match.matches(digest.as_bytes())).then_some(bytes);
+    let (digest_value, etag) = digest_headers(&digest);
+    Ok(content_response(&state, digest_value, etag, IMMUTABLE, bytes))
 }

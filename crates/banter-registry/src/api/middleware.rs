@@ -14,23 +14,87 @@ use tokio::sync::Semaphore;
 use super::AppState;
 use super::error::ApiError;
 
-/// Records request count and latency under the route template (never the raw path,
-/// which would explode label cardinality).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The route template as a static label. Templates are the router's own
+/// registered paths (a fixed, small set: `MatchedPath` never holds a raw
+/// path), so each is leaked once and every later request borrows it.
+fn route_label(template: &str) -> &'static str {
+    static ROUTES: std::sync::OnceLock<std::sync::RwLock<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(Default::default);
+    if let Some(known) = routes.read().ok().and_then(|r| r.get(template).copied()) {
+        return known;
+    }
+    let Ok(mut w) = routes.write() else {
+        return "unmatched";
+    };
+    if let Some(known) = w.get(template).copied() {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(template.to_owned().into_boxed_str());
+    w.insert(leaked);
+    leaked
+}
+
+/// Everything every request passes through, in one layer (one boxed future
+/// instead of three): the in-flight gauge, load shedding (429 once every
+/// slot is taken; probes and scrapes are never limited), the whole-request
+/// deadline (408), and the request's count and latency under its route
+/// template (never the raw path, which would explode label cardinality).
+pub async fn gate(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = method_label(req.method()).to_owned();
+        .map_or("unmatched", |p| route_label(p.as_str()));
+    let method = method_label(req.method());
     let start = Instant::now();
-    let in_flight = state.registry.metrics().in_flight();
-    let resp = next.run(req).await;
+    let metrics = gate.state.registry.metrics();
+    let in_flight = metrics.in_flight();
+    let permit = if UNLIMITED.contains(&req.uri().path()) {
+        None
+    } else {
+        match gate.slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let resp = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOO_MANY_REQUESTS",
+                    "the registry is at its concurrent request limit; retry shortly",
+                )
+                .retry_after(1)
+                .into_response();
+                drop(in_flight);
+                metrics.observe_http(route, method, resp.status().as_u16(), start.elapsed());
+                return resp;
+            }
+        }
+    };
+    let resp = match tokio::time::timeout(gate.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "REQUEST_TIMEOUT",
+            format!(
+                "the request did not complete within {} ms",
+                gate.request_timeout.as_millis()
+            ),
+        )
+        .into_response(),
+    };
+    drop(permit);
     drop(in_flight);
-    state
-        .registry
-        .metrics()
-        .observe_http(&route, &method, resp.status().as_u16(), start.elapsed());
+    metrics.observe_http(route, method, resp.status().as_u16(), start.elapsed());
     resp
+}
+
+/// What [`gate`] needs: the state (metrics), request slots and the deadline.
+#[derive(Clone)]
+pub struct Gate {
+    /// Handler state, for the metrics.
+    pub state: AppState,
+    /// Request slots shared by every route; beyond them the registry sheds load.
+    pub slots: Arc<Semaphore>,
+    /// Bound on the whole request (including reading the body).
+    pub request_timeout: Duration,
 }
 
 /// The `method` label: one of a fixed set, never the raw method string,
@@ -48,47 +112,9 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Bounds the whole request (including reading the body).
-pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "REQUEST_TIMEOUT",
-            format!("the request did not complete within {} ms", limit.as_millis()),
-        )
-        .into_response(),
-    }
-}
-
-/// Request slots shared by every route; beyond them the registry sheds load.
-#[derive(Clone)]
-pub struct Slots(pub Arc<Semaphore>);
-
 /// Paths that never wait for or take a slot: probes and scrapes must keep
 /// answering exactly when the registry is saturated.
 const UNLIMITED: &[&str] = &["/healthz", "/readyz", "/metrics"];
-
-/// Answers 429 with `Retry-After` when every slot is taken.
-pub async fn shed_load(State(slots): State<Slots>, req: Request, next: Next) -> Response {
-    if UNLIMITED.contains(&req.uri().path()) {
-        return next.run(req).await;
-    }
-    match slots.0.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let resp = next.run(req).await;
-            drop(permit);
-            resp
-        }
-        Err(_) => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TOO_MANY_REQUESTS",
-            "the registry is at its concurrent request limit; retry shortly",
-        )
-        .retry_after(1)
-        .into_response(),
-    }
-}
 
 /// A panicking handler answers 500 in the usual error shape, and the server keeps running.
 pub fn panicked(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {

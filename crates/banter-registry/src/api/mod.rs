@@ -260,20 +260,17 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         }
     });
 
-    let slots = middleware::Slots(Arc::new(tokio::sync::Semaphore::new(
-        limits.max_concurrent_requests.max(1),
-    )));
+    let gate = middleware::Gate {
+        state: state.clone(),
+        slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests.max(1))),
+        request_timeout: limits.request_timeout,
+    };
 
     routes
         .route("/openapi.json", openapi_json)
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            limits.request_timeout,
-            middleware::timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(slots, middleware::shed_load))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::track))
+        .layer(axum::middleware::from_fn_with_state(gate, middleware::gate))
         .layer(CatchPanicLayer::custom(middleware::panicked))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

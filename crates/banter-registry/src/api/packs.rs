@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::model::{PackList, PackResponse, PublishResponse, TagRequest, TagResponse, YankResponse};
-use super::request::{PACK_MEDIA_TYPES, authorize, path_error, query_error, read_body, require_json};
+use super::request::{IfNoneMatch, PACK_MEDIA_TYPES, authorize, path_error, query_error, read_body, require_json};
 use crate::registry::Published;
 
 /// Default page size of the listing.
@@ -54,9 +54,21 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// A header value over shared bytes (no copy); text that is not a valid
+/// header value, which digests and versions never are, becomes empty.
+fn shared(bytes: &bytes::Bytes) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes.clone()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 /// Stored content with its `Digest`, `ETag` and cache policy; `None` answers
 /// 304 Not Modified (the caller found the client's copy current).
-pub fn content_response(state: &AppState, digest: &str, cache: &'static str, bytes: Option<bytes::Bytes>) -> Response {
+pub fn content_response(
+    state: &AppState,
+    digest: HeaderValue,
+    etag: HeaderValue,
+    cache: &'static str,
+    bytes: Option<bytes::Bytes>,
+) -> Response {
     let mut resp = match bytes {
         Some(bytes) => {
             let mut r = bytes.into_response();
@@ -70,21 +82,22 @@ pub fn content_response(state: &AppState, digest: &str, cache: &'static str, byt
         }
     };
     let h = resp.headers_mut();
-    h.insert("digest", header_value(digest));
-    h.insert(header::ETAG, etag(digest));
+    h.insert(DIGEST, digest);
+    h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     resp
 }
 
-/// Whether an `If-None-Match` header matches the entity tag `"<digest>"`.
-pub fn if_none_match(headers: &HeaderMap, digest: &str) -> bool {
-    headers.get_all(header::IF_NONE_MATCH).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == digest)
-        })
-    })
+/// The `Digest` header.
+const DIGEST: header::HeaderName = header::HeaderName::from_static("digest");
+/// The exact version a reference resolved to.
+const PACK_VERSION: header::HeaderName = header::HeaderName::from_static("banter-pack-version");
+/// Present when that version is yanked.
+const PACK_YANKED: header::HeaderName = header::HeaderName::from_static("banter-pack-yanked");
+
+/// A blob's `Digest` and `ETag` values for `digest` (`sha256:<hex>`).
+pub fn digest_headers(digest: &str) -> (HeaderValue, HeaderValue) {
+    (header_value(digest), etag(digest))
 }
 
 /// Publish a pack version.
@@ -156,7 +169,7 @@ pub async fn publish(
         .into_response();
     let h = resp.headers_mut();
     h.insert(header::LOCATION, header_value(&location));
-    h.insert("digest", header_value(&digest));
+    h.insert(DIGEST, header_value(&digest));
     h.insert(header::ETAG, etag(&digest));
     Ok(resp)
 }
@@ -182,24 +195,22 @@ pub async fn publish(
 pub async fn get_version(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let Path((name, reference)) = path.map_err(path_error)?;
-    let exact =
-        banter_pack::Reference::parse(&reference).is_ok_and(|r| matches!(r, banter_pack::Reference::Version(_)));
-    let record = state.registry.resolve(&name, &reference).await?;
-    let cache = if exact { EXACT_VERSION } else { REVALIDATE };
-    let digest = record.digest.to_string();
-    let bytes = if if_none_match(&headers, &digest) {
+    let resolved = state.registry.resolve(&name, &reference).await?;
+    let cache = if resolved.exact { EXACT_VERSION } else { REVALIDATE };
+    // A current copy is answered from the resolution alone: no content read.
+    let bytes = if if_none_match.matches(&resolved.digest) {
         None
     } else {
-        Some(state.registry.content(&record.digest).await?)
+        Some(state.registry.content(&resolved.record.digest).await?)
     };
-    let mut resp = content_response(&state, &digest, cache, bytes);
+    let mut resp = content_response(&state, shared(&resolved.digest), shared(&resolved.etag), cache, bytes);
     let h = resp.headers_mut();
-    h.insert("banter-pack-version", header_value(&record.version));
-    if record.yanked {
-        h.insert("banter-pack-yanked", HeaderValue::from_static("true"));
+    h.insert(PACK_VERSION, shared(&resolved.version));
+    if resolved.record.yanked {
+        h.insert(PACK_YANKED, HeaderValue::from_static("true"));
     }
     Ok(resp)
 }

@@ -103,3 +103,30 @@ pub fn path_error(e: PathRejection) -> ApiError {
 pub fn query_error(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "QUERY_INVALID", e.body_text())
 }
+
+/// The request's `If-None-Match` values, and nothing else of its headers
+/// (the `HeaderMap` extractor would copy them all on every read).
+pub struct IfNoneMatch(Vec<axum::http::HeaderValue>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned().collect(),
+        ))
+    }
+}
+
+impl IfNoneMatch {
+    /// Whether one of the values matches the entity tag `"<digest>"` (or is `*`).
+    pub fn matches(&self, digest: &[u8]) -> bool {
+        self.0.iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"').as_bytes() == digest)
+            })
+        })
+    }
+}
