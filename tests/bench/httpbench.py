@@ -34,6 +34,7 @@ import csv
 import http.client
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -262,7 +263,12 @@ def main() -> int:
     ap.add_argument("--sizes", default=",".join(SIZES), help="comma-separated pack sizes to run")
     ap.add_argument("--connections", default=",".join(map(str, CONNECTIONS)))
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance"))
+    ap.add_argument("--replot", action="store_true", help="only redraw the SVG from the committed CSV")
     args = ap.parse_args()
+    if args.replot:
+        with open(Path(args.out) / "http-bench.csv") as f:
+            plot(list(csv.DictReader(f)), Path(args.out))
+        return 0
     for tool in ("nginx", "docker-registry", "wrk", "taskset", "redis-server"):
         if not shutil.which(tool):
             raise SystemExit(f"bench: {tool} missing: run mk/deps-bench.sh (make bench does)")
@@ -403,6 +409,43 @@ http: {{ addr: 127.0.0.1:{dist_port} }}
     return 0
 
 
+def plot(rows: list[dict], out: Path) -> None:
+    """An SVG of requests/s and server CPU per request for every server and
+    case at 64 connections, one row of bars per case, both sizes."""
+    picked = [r for r in rows if int(r["connections"]) == 64]
+    if not picked:
+        return
+    colours = {"banter-registry (sqlite)": "#1f77b4", "banter-registry (redis)": "#d62728",
+               "nginx (static file)": "#2ca02c", "distribution (blob)": "#7f7f7f"}
+    label_w, bar_h, gap, panel_w = 300, 16, 6, 330
+    height = 70 + len(picked) * (bar_h + gap)
+    width = label_w + 2 * panel_w + 60
+    esc = lambda t: str(t).replace("&", "&amp;").replace("<", "&lt;")
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{label_w}" y="20" font-weight="bold">requests/s (64 connections, higher is better)</text>',
+           f'<text x="{label_w + panel_w + 30}" y="20" font-weight="bold">server CPU µs per request '
+           f'(log scale, lower is better)</text>']
+    max_rps = max(float(r["rps"]) for r in picked)
+    cpus = [float(r["cpu_us"]) for r in picked if float(r["cpu_us"]) > 0]
+    lo, hi = math.log10(min(cpus) / 2), math.log10(max(cpus) * 1.5)
+    for i, r in enumerate(picked):
+        y = 40 + i * (bar_h + gap)
+        colour = colours.get(r["server"], "#9467bd")
+        rps, cpu = float(r["rps"]), float(r["cpu_us"])
+        w1 = (panel_w - 60) * rps / max_rps
+        w2 = (panel_w - 60) * (math.log10(max(cpu, 1e-9)) - lo) / (hi - lo)
+        svg += [f'<text x="{label_w - 8}" y="{y + 12}" text-anchor="end">{esc(r["server"])} · {esc(r["case"])} · '
+                f'{esc(r["size"])}</text>',
+                f'<rect x="{label_w}" y="{y}" width="{w1:.1f}" height="{bar_h}" fill="{colour}"/>',
+                f'<text x="{label_w + w1 + 4:.1f}" y="{y + 12}">{rps:,.0f}</text>',
+                f'<rect x="{label_w + panel_w + 30}" y="{y}" width="{max(w2, 1):.1f}" height="{bar_h}" fill="{colour}"/>',
+                f'<text x="{label_w + panel_w + 34 + max(w2, 1):.1f}" y="{y + 12}">{cpu:,.1f}</text>']
+    svg.append("</svg>")
+    (out / "http-bench.svg").write_text("\n".join(svg) + "\n")
+
+
 def write_history(rows: list[dict], notes: list[dict], out: Path) -> None:
     """The history table (GET cost of a 10,000-version pack against a
     one-version pack on the same server) and the write figures."""
@@ -459,6 +502,7 @@ def write(rows: list[dict], out: Path) -> None:
                      f"{r['cpu_us']:.1f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_vs_nginx']:.2f} | "
                      f"{r['rps_vs_nginx']:.2f} | {r['cpu_vs_distribution']:.3f} |")
     (out / "http-bench.md").write_text("\n".join(lines) + "\n")
+    plot(rows, out)
     print("\n".join(lines))
 
 

@@ -170,6 +170,17 @@ pub struct ServeArgs {
     #[arg(long, env = "BANTER_REGISTRY_RESOLVE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub resolve_ttl: Duration,
 
+    /// How often the background scrub reads every stored blob and hashes it
+    /// again (reads serve verified content without hashing); the first pass
+    /// starts one interval after start-up. 0s turns it off.
+    #[arg(long, env = "BANTER_REGISTRY_SCRUB_INTERVAL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub scrub_interval: Duration,
+
+    /// Rest between pages of 64 blobs during a scrub pass, bounding its
+    /// share of CPU and storage I/O.
+    #[arg(long, env = "BANTER_REGISTRY_SCRUB_PAUSE", default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub scrub_pause: Duration,
+
     /// Bytes of verified pack content kept in memory for reads (0 turns the
     /// cache off). Content is immutable, so entries never go stale.
     #[arg(long, env = "BANTER_REGISTRY_BLOB_CACHE_BYTES", default_value_t = crate::blob_cache::DEFAULT_BYTES)]

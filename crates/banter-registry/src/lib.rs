@@ -11,6 +11,7 @@ pub mod listener;
 pub mod metrics;
 pub mod registry;
 pub mod resolve_cache;
+pub mod scrub;
 pub mod server;
 pub mod storage;
 pub mod tokens;

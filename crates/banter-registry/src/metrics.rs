@@ -68,6 +68,7 @@ pub const STORAGE_OPERATIONS: &[&str] = &[
     "tagged",
     "latest",
     "blob",
+    "scan_blobs",
     "list",
     "set_tag",
     "set_yanked",
@@ -104,6 +105,9 @@ struct Inner {
     redis_connection_errors: Counter,
     build: Family<BuildLabels, Gauge>,
     not_modified: Counter,
+    scrubbed: Family<ResultLabels, Counter>,
+    scrub_corrupt: Gauge,
+    scrub_completed: Gauge,
     token_reloads: Family<ResultLabels, Counter>,
     storage_up: Family<BackendLabels, Gauge>,
     packs: Gauge,
@@ -171,6 +175,12 @@ impl Metrics {
         let redis_connects = Family::<ResultLabels, Counter>::default();
         let redis_connection_errors = Counter::default();
         let not_modified = Counter::default();
+        let scrubbed = Family::<ResultLabels, Counter>::default();
+        for result in ["verified", "corrupt"] {
+            let _ = scrubbed.get_or_create(&ResultLabels { result: result.into() });
+        }
+        let scrub_corrupt = Gauge::default();
+        let scrub_completed = Gauge::default();
         let token_reloads = Family::<ResultLabels, Counter>::default();
         let storage_up = Family::<BackendLabels, Gauge>::default();
         let (packs, versions, bytes) = (Gauge::default(), Gauge::default(), Gauge::default());
@@ -264,6 +274,21 @@ impl Metrics {
             not_modified.clone(),
         );
         r.register(
+            "banter_registry_scrub_blobs",
+            "Stored blobs read and hashed again by the background scrub, by result (verified, corrupt)",
+            scrubbed.clone(),
+        );
+        r.register(
+            "banter_registry_scrub_corrupt_blobs",
+            "Blobs the last complete scrub pass found not matching their digest (0 before the first pass)",
+            scrub_corrupt.clone(),
+        );
+        r.register(
+            "banter_registry_scrub_last_complete_timestamp_seconds",
+            "Unix time the last scrub pass over every stored blob completed (0: none yet)",
+            scrub_completed.clone(),
+        );
+        r.register(
             "banter_registry_token_reloads",
             "Reloads of the publish token file after it changed, by result (ok, error: the previous tokens stay in force)",
             token_reloads.clone(),
@@ -303,12 +328,34 @@ impl Metrics {
             redis_connection_errors,
             build,
             not_modified,
+            scrubbed,
+            scrub_corrupt,
+            scrub_completed,
             token_reloads,
             storage_up,
             packs,
             versions,
             bytes,
         }))
+    }
+
+    /// Counts one blob the scrub hashed again.
+    pub fn scrubbed(&self, intact: bool) {
+        self.0
+            .scrubbed
+            .get_or_create(&ResultLabels {
+                result: if intact { "verified" } else { "corrupt" }.into(),
+            })
+            .inc();
+    }
+
+    /// Records a complete scrub pass and what it found.
+    pub fn scrub_completed(&self, corrupt: u64) {
+        self.0.scrub_corrupt.set(i64::try_from(corrupt).unwrap_or(i64::MAX));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        self.0.scrub_completed.set(now);
     }
 
     /// Records one HTTP request.

@@ -41,6 +41,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let registry = Registry::new(storage, metrics, args.limits.limits())
         .with_blob_cache(args.blob_cache_bytes)
         .with_resolve_ttl(args.resolve_ttl);
+    tokio::spawn(crate::scrub::run(
+        registry.clone(),
+        crate::scrub::Pace {
+            interval: args.scrub_interval,
+            pause: args.scrub_pause,
+        },
+    ));
 
     let token_file = match &args.token_file {
         Some(p) => p.clone(),

@@ -998,3 +998,105 @@ async fn cli_reports_every_file_and_refuses_malformed_references() {
         assert!(!ok && err.contains("expected NAME@VERSION"), "{malformed}: {err}");
     }
 }
+
+/// The background scrub hashes every stored blob again: on both backends,
+/// a blob changed behind the registry's back is counted as corrupt (and the
+/// intact ones as verified), the corrupt one is never served, and a
+/// re-publish of the same bytes repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scrub_finds_a_corrupt_blob_on_both_backends() {
+    for kind in [Kind::Sqlite, Kind::Redis] {
+        let f = fixture(
+            kind,
+            &[
+                "--scrub-interval",
+                "300ms",
+                "--scrub-pause",
+                "0s",
+                "--blob-cache-bytes",
+                "0",
+            ],
+        );
+        let packs: Vec<Vec<u8>> = (0..70).map(|i| pack(&format!("scrub-{i}"), "1.0.0", i)).collect();
+        for (i, p) in packs.iter().enumerate() {
+            assert_eq!(f.publish(&format!("scrub-{i}"), "1.0.0", p).await.status(), 201);
+        }
+        let victim = banter_pack::Digest::of(&packs[3]);
+        let tampered = b"{\"tampered\": true}";
+        match kind {
+            Kind::Sqlite => {
+                let conn = rusqlite::Connection::open(f.dir.path().join("registry.db")).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                let changed = conn
+                    .execute(
+                        "UPDATE blobs SET content = ?1 WHERE digest = ?2",
+                        rusqlite::params![tampered.as_slice(), victim.to_string()],
+                    )
+                    .unwrap();
+                assert_eq!(changed, 1);
+            }
+            Kind::Redis => {
+                let redis = f.redis.as_ref().unwrap();
+                let mut c = redis::Client::open(redis.url()).unwrap().get_connection().unwrap();
+                let _: () = redis::cmd("SET")
+                    .arg(format!("test:blob:{victim}"))
+                    .arg(tampered.as_slice())
+                    .arg("XX")
+                    .query(&mut c)
+                    .unwrap();
+            }
+        }
+        // A pass that started after the change reports it (passes repeat every 300 ms).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let metric = |text: &str, name: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+        };
+        loop {
+            let text = f.get("/metrics").await.text().await.unwrap();
+            if metric(&text, "banter_registry_scrub_corrupt_blobs") == 1.0 {
+                assert!(metric(&text, "banter_registry_scrub_last_complete_timestamp_seconds") > 1.7e9);
+                assert!(
+                    metric(&text, "banter_registry_scrub_blobs_total{result=\"verified\"}") >= 69.0,
+                    "{kind:?}: a pass over more than one page verified every intact blob:\n{text}"
+                );
+                assert!(metric(&text, "banter_registry_scrub_blobs_total{result=\"corrupt\"}") >= 1.0);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind:?}: no pass found the corrupt blob:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            f.logs().contains("scrub: stored blob failed digest verification") && f.logs().contains(victim.hex()),
+            "{}",
+            f.logs()
+        );
+        let (status, code, _) = error_code(f.get("/v1/packs/scrub-3/versions/1.0.0").await).await;
+        assert_eq!((status, code.as_str()), (500, "CONTENT_CORRUPT"), "{kind:?}");
+        assert_eq!(f.get("/v1/packs/scrub-4/versions/1.0.0").await.status(), 200);
+
+        // Re-publishing the same bytes (what an import of an export does) repairs it.
+        assert_eq!(f.publish("scrub-3", "1.0.0", &packs[3]).await.status(), 200);
+        let r = f.get("/v1/packs/scrub-3/versions/1.0.0").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), packs[3].as_slice());
+        loop {
+            let text = f.get("/metrics").await.text().await.unwrap();
+            if metric(&text, "banter_registry_scrub_corrupt_blobs") == 0.0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind:?}: the repair was not seen by a pass:\n{text}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(f.logs().contains("corrupt stored content replaced"), "{}", f.logs());
+    }
+}

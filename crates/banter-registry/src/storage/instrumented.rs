@@ -66,6 +66,9 @@ impl<S: Storage> Storage for Instrumented<S> {
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>> {
         self.timed("blob", self.inner.blob(digest)).await
     }
+    async fn scan_blobs(&self, cursor: &str, limit: usize) -> StorageResult<(Vec<Digest>, Option<String>)> {
+        self.timed("scan_blobs", self.inner.scan_blobs(cursor, limit)).await
+    }
     async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<String>> {
         self.timed("list", self.inner.list(prefix, after, limit)).await
     }

@@ -60,7 +60,9 @@ pub struct NewVersion {
 pub enum PublishOutcome {
     /// A new version was stored.
     Created,
-    /// The same bytes were already stored under this version.
+    /// The same bytes were already stored under this version. Stored bytes
+    /// that no longer matched the digest were replaced by these (verified)
+    /// ones, so re-publishing or importing repairs corrupt content.
     Identical,
     /// The version number is taken by different content.
     Conflict {
@@ -169,6 +171,11 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Raw blob bytes by digest, unverified (the caller verifies).
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>>;
+
+    /// One page of stored blob digests for the scrub: start with an empty
+    /// cursor and pass back the returned one until it is `None`. Pages may
+    /// repeat a digest (Redis `SCAN`), never skip one that existed throughout.
+    async fn scan_blobs(&self, cursor: &str, limit: usize) -> StorageResult<(Vec<Digest>, Option<String>)>;
 
     /// Pack names starting with `prefix`, strictly after `after`, in name order.
     async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<String>>;

@@ -118,6 +118,13 @@ pub fn order_member(v: &semver::Version) -> String {
     }
 }
 
+/// Replaces a blob's bytes when they differ from the given (verified) ones.
+const REPAIR_BLOB: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+";
+
 /// Sets a tag if the version exists.
 const SET_TAG: &str = r"
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -170,6 +177,7 @@ pub struct RedisStorage {
     set_yanked: Arc<redis::Script>,
     tagged: Arc<redis::Script>,
     latest: Arc<redis::Script>,
+    repair_blob: Arc<redis::Script>,
     metrics: Option<Metrics>,
 }
 
@@ -206,6 +214,7 @@ impl RedisStorage {
             set_yanked: Arc::new(redis::Script::new(SET_YANKED)),
             tagged: Arc::new(redis::Script::new(TAGGED)),
             latest: Arc::new(redis::Script::new(LATEST)),
+            repair_blob: Arc::new(redis::Script::new(REPAIR_BLOB)),
             metrics: None,
         })
     }
@@ -391,6 +400,16 @@ impl Storage for RedisStorage {
         };
         let existing = decode(&existing)?;
         Ok(if existing.version == exact && existing.digest == v.digest {
+            // Same digest, so these bytes are the content; stored bytes that
+            // differ are corrupt and are replaced.
+            let script = self.repair_blob.clone();
+            let blob_key = &keys[1];
+            let repaired: i64 = self
+                .run(async |c| script.key(blob_key).arg(v.bytes.as_ref()).invoke_async(c).await)
+                .await?;
+            if repaired == 1 {
+                tracing::warn!(digest = %v.digest, "corrupt stored content replaced by a re-publish of the same bytes");
+            }
             PublishOutcome::Identical
         } else {
             PublishOutcome::Conflict {
@@ -486,6 +505,37 @@ impl Storage for RedisStorage {
             .run(async |c| redis::cmd("GET").arg(&key).query_async(c).await)
             .await?;
         Ok(bytes.map(Bytes::from))
+    }
+
+    async fn scan_blobs(&self, cursor: &str, limit: usize) -> StorageResult<(Vec<Digest>, Option<String>)> {
+        let blob_prefix = self.key("blob:");
+        // MATCH is a glob: the configured prefix is matched literally.
+        let mut pattern = String::with_capacity(blob_prefix.len() + 8);
+        for ch in blob_prefix.chars() {
+            if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(ch);
+        }
+        pattern.push_str("sha256:*");
+        let start = if cursor.is_empty() { "0" } else { cursor };
+        let (next, keys): (String, Vec<String>) = self
+            .run(async |c| {
+                redis::cmd("SCAN")
+                    .arg(start)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        let digests = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&blob_prefix)?.parse().ok())
+            .collect();
+        Ok((digests, (next != "0").then_some(next)))
     }
 
     async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<String>> {

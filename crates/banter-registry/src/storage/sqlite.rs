@@ -404,6 +404,18 @@ impl Storage for SqliteStorage {
             if let Some((version, digest)) = existing {
                 let digest = parse_digest(&digest).map_err(internal)?;
                 let outcome = if version == v.version.to_string() && digest == v.digest {
+                    // Same digest, so these bytes are the content; stored
+                    // bytes that differ are corrupt and are replaced.
+                    let repaired = tx
+                        .execute(
+                            "UPDATE blobs SET content = ?2 WHERE digest = ?1 AND content != ?2",
+                            params![v.digest.to_string(), v.bytes.as_ref()],
+                        )
+                        .map_err(classify)?;
+                    if repaired > 0 {
+                        tracing::warn!(digest = %v.digest, "corrupt stored content replaced by a re-publish of the same bytes");
+                        tx.commit().map_err(classify)?;
+                    }
                     PublishOutcome::Identical
                 } else {
                     PublishOutcome::Conflict {
@@ -538,6 +550,22 @@ impl Storage for SqliteStorage {
                 .map(|o| o.map(Bytes::from))
         })
         .await
+    }
+
+    async fn scan_blobs(&self, cursor: &str, limit: usize) -> StorageResult<(Vec<Digest>, Option<String>)> {
+        let after = cursor.to_owned();
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        let digests: Vec<Digest> = self
+            .read(move |c| {
+                c.prepare_cached("SELECT digest FROM blobs WHERE digest > ?1 ORDER BY digest LIMIT ?2")?
+                    .query_map(params![after, n], |r| parse_digest(&r.get::<_, String>(0)?))?
+                    .collect()
+            })
+            .await?;
+        let next = (digests.len() == limit)
+            .then(|| digests.last().map(ToString::to_string))
+            .flatten();
+        Ok((digests, next))
     }
 
     async fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> StorageResult<Vec<String>> {
