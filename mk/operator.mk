@@ -20,7 +20,8 @@ golden:
 	UPDATE_GOLDEN=1 $(CARGO) test -p banter-operator --test golden --test reconcile_mock
 
 .PHONY: bench-operator
-## bench-operator: N BanterRegistry objects created at once, the real operator against a stateful fake API server over HTTP (release build; REGISTRIES=1000)
+## bench-operator: time and allocations per reconcile (builders + compare-before-apply) for N registries, then N BanterRegistry objects created at once, the real operator against a stateful fake API server over HTTP, with its RSS (release build; REGISTRIES=1000)
 bench-operator:
-	$(CARGO) build --release -p banter-operator --example scale --bin banter-operator
+	$(CARGO) build --release -p banter-operator --example scale --example reconcile_cost --bin banter-operator
+	$(CURDIR)/target/release/examples/reconcile_cost --registries $(or $(REGISTRIES),1000)
 	$(CURDIR)/target/release/examples/scale --registries $(or $(REGISTRIES),1000) --operator $(CURDIR)/target/release/banter-operator
