@@ -156,13 +156,33 @@ impl Client {
         Ok(bytes)
     }
 
-    /// A pack's versions and tags.
+    /// A pack's versions and tags, following pagination.
     pub async fn pack(&self, name: &str) -> anyhow::Result<PackResponse> {
-        Ok(self
-            .send(Method::GET, &format!("v1/packs/{}", enc(name)), None)
-            .await?
-            .json()
-            .await?)
+        let mut whole: Option<PackResponse> = None;
+        let mut last: Option<String> = None;
+        loop {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("n", "1000");
+            if let Some(l) = &last {
+                q.append_pair("last", l);
+            }
+            let resp = self
+                .send(Method::GET, &format!("v1/packs/{}?{}", enc(name), q.finish()), None)
+                .await?;
+            let more = resp.headers().contains_key(reqwest::header::LINK);
+            let page: PackResponse = resp.json().await?;
+            last = page.versions.last().map(|v| v.version.clone());
+            match whole.as_mut() {
+                None => whole = Some(page),
+                Some(w) => {
+                    w.versions.extend(page.versions);
+                    w.tags.extend(page.tags);
+                }
+            }
+            if !more || last.is_none() {
+                return whole.ok_or_else(|| anyhow::anyhow!("{name}: the registry answered no page"));
+            }
+        }
     }
 
     /// Every pack name with `prefix`, following pagination.

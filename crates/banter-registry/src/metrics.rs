@@ -63,6 +63,7 @@ pub const STORAGE_OPERATIONS: &[&str] = &[
     "ping",
     "publish",
     "pack",
+    "versions_page",
     "exists",
     "version",
     "tagged",

@@ -1,6 +1,7 @@
 //! The registry's rules, independent of HTTP and of the backend: parsing of
-//! identifiers, validation, publish idempotency, `latest` resolution, yank
-//! semantics and digest verification on read.
+//! identifiers, validation, publish idempotency, reference resolution (with
+//! its cache), yank semantics and digest verification of content read from
+//! storage.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -189,7 +190,18 @@ impl Registry {
     ) -> RegistryResult<Published> {
         let name = parse_name(name)?;
         let parsed = parse_version(version)?;
-        let digest = Digest::of(&bytes);
+        // Hashing and validating a pack of up to the size limit is CPU work:
+        // off the async workers, so reads on the same worker never wait for it.
+        let (digest, validated) = {
+            let (bytes, limits, name, version) = (bytes.clone(), self.limits, name.clone(), version.to_owned());
+            tokio::task::spawn_blocking(move || {
+                let digest = Digest::of(&bytes);
+                let validated = validate_pack(&bytes, &limits, Some((name.as_str(), &version)));
+                (digest, validated)
+            })
+            .await
+            .map_err(|e| RegistryError::Storage(StorageError::Internal(format!("validation task failed: {e}"))))?
+        };
         if let Some(expected) = expected_digest {
             let expected: Digest = expected
                 .parse()
@@ -200,7 +212,7 @@ impl Registry {
                 )));
             }
         }
-        if let Err(e) = validate_pack(&bytes, &self.limits, Some((name.as_str(), version))) {
+        if let Err(e) = validated {
             self.metrics.validation_failure(match &e {
                 PackError::TooLarge { .. } => "PACK_TOO_LARGE",
                 PackError::Malformed(_) => "JSON_MALFORMED",
@@ -271,7 +283,8 @@ impl Registry {
             .ok_or_else(|| RegistryError::PackNotFound(name.to_string()))
     }
 
-    /// Versions and effective tags of a pack.
+    /// Versions and effective tags of a pack: its whole index, at a cost
+    /// proportional to its history (export; tests).
     pub async fn pack_info(&self, name: &str) -> RegistryResult<PackInfo> {
         let name = parse_name(name)?;
         let record = self.record(&name).await?;
@@ -281,6 +294,42 @@ impl Registry {
             versions: record.versions,
             tags,
         })
+    }
+
+    /// One page of a pack's versions in precedence order, after `last`
+    /// when given, at most `n`; its tags are the explicit tags pointing at
+    /// those versions plus the effective `latest` (on every page). The flag
+    /// says whether more versions follow. Two indexed reads, wherever the
+    /// page is in the history.
+    pub async fn pack_page(&self, name: &str, last: Option<&str>, n: usize) -> RegistryResult<(PackInfo, bool)> {
+        let name = parse_name(name)?;
+        let after = last.map(parse_version).transpose()?;
+        let page = self
+            .storage
+            .versions_page(&name, after.as_ref(), n.saturating_add(1))
+            .await?;
+        if page.versions.is_empty() && !self.storage.exists(&name).await? {
+            return Err(RegistryError::PackNotFound(name.to_string()));
+        }
+        let mut versions = page.versions;
+        let more = versions.len() > n;
+        versions.truncate(n);
+        let mut tags: BTreeMap<String, String> = page
+            .tags
+            .into_iter()
+            .filter(|(tag, v)| tag != TagName::LATEST && versions.iter().any(|r| &r.version == v))
+            .collect();
+        if let Some(l) = self.storage.latest(&name).await? {
+            tags.insert(TagName::LATEST.to_owned(), l.version);
+        }
+        Ok((
+            PackInfo {
+                name: name.to_string(),
+                versions,
+                tags,
+            },
+            more,
+        ))
     }
 
     /// Resolves `reference` (exact version or tag) to a stored version.
@@ -436,7 +485,9 @@ fn looks_numeric(s: &str) -> bool {
 }
 
 /// What `latest` means: an explicit, non-yanked `latest` tag, else the highest
-/// non-yanked release (pre-releases never become `latest` implicitly).
+/// non-yanked release (pre-releases never become `latest` implicitly). The
+/// rule over a whole index: backends answer it by an indexed lookup
+/// ([`Storage::latest`]) and are tested against this.
 pub fn latest(record: &PackRecord) -> Option<&VersionRecord> {
     let explicit = record
         .tags

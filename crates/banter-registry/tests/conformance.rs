@@ -30,6 +30,7 @@ conformance!(
     get_serves_exact_bytes_with_digest_headers,
     conditional_get_answers_304,
     pack_listing_shows_versions_and_tags,
+    pack_versions_come_in_pages,
     pagination_edges,
     pagination_clamps_large_n,
     tags_point_at_versions,
@@ -184,6 +185,78 @@ mod cases {
         assert_eq!(r.status(), 200);
         let metrics = s.get("/metrics").await.text().await.unwrap();
         assert!(metrics.contains("banter_registry_not_modified_total 4"), "{metrics}");
+    }
+
+    /// `GET /v1/packs/{name}?n=&last=`: versions in precedence order a page
+    /// at a time, `Link` while more remain, each page with the tags that
+    /// point at its versions and the effective `latest`.
+    pub async fn pack_versions_come_in_pages(kind: Kind) {
+        let s = fixture(kind, &[]);
+        let all = [
+            "0.9.0",
+            "1.0.0-alpha.2",
+            "1.0.0-alpha.10",
+            "1.0.0",
+            "1.2.0",
+            "1.10.0",
+            "2.0.0-rc.1",
+        ];
+        for v in all {
+            assert_eq!(s.publish("paged", v, &pack("paged", v, 0)).await.status(), 201);
+        }
+        assert_eq!(s.tag("paged", "old", "0.9.0").await.status(), 200);
+        assert_eq!(s.tag("paged", "next", "2.0.0-rc.1").await.status(), 200);
+        let mut url = "/v1/packs/paged?n=3".to_owned();
+        let mut seen = Vec::new();
+        let mut pages = Vec::new();
+        loop {
+            let r = s.get(&url).await;
+            assert_eq!(r.status(), 200, "{url}");
+            let link = r.headers().get("link").map(|l| l.to_str().unwrap().to_owned());
+            let page: Value = r.json().await.unwrap();
+            let versions: Vec<String> = page["versions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["version"].as_str().unwrap().to_owned())
+                .collect();
+            assert_eq!(page["tags"]["latest"], "1.10.0", "latest on every page: {page}");
+            pages.push((versions.clone(), page["tags"].clone()));
+            seen.extend(versions);
+            let Some(link) = link else { break };
+            let next = link
+                .strip_prefix('<')
+                .and_then(|l| l.split_once('>'))
+                .map(|(u, rest)| {
+                    assert_eq!(rest, "; rel=\"next\"");
+                    u.to_owned()
+                })
+                .unwrap();
+            url = next;
+        }
+        assert_eq!(seen, all, "precedence order across pages");
+        assert_eq!(pages.len(), 3);
+        assert_eq!(pages[0].1, json!({"old": "0.9.0", "latest": "1.10.0"}));
+        assert_eq!(pages[1].1, json!({"latest": "1.10.0"}));
+        assert_eq!(pages[2].1, json!({"next": "2.0.0-rc.1", "latest": "1.10.0"}));
+        // Without n: everything up to 1000, as before pages existed.
+        let whole: Value = s.get("/v1/packs/paged").await.json().await.unwrap();
+        assert_eq!(whole["versions"].as_array().unwrap().len(), all.len());
+        // After the last version: an empty page, no Link.
+        let r = s.get("/v1/packs/paged?last=2.0.0-rc.1").await;
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("link").is_none());
+        let empty: Value = r.json().await.unwrap();
+        assert_eq!(empty["versions"], json!([]));
+        // `last` need not be stored: the page starts after where it would sort.
+        let r: Value = s.get("/v1/packs/paged?n=1&last=1.5.0").await.json().await.unwrap();
+        assert_eq!(r["versions"][0]["version"], "1.10.0");
+        let (status, code, _) = error_code(s.get("/v1/packs/paged?last=banana").await).await;
+        assert_eq!((status, code.as_str()), (400, "VERSION_INVALID"));
+        let (status, code, _) = error_code(s.get("/v1/packs/paged?n=-1").await).await;
+        assert_eq!((status, code.as_str()), (400, "PAGINATION_NUMBER_INVALID"));
+        let (status, code, _) = error_code(s.get("/v1/packs/nope?n=2").await).await;
+        assert_eq!((status, code.as_str()), (404, "NAME_UNKNOWN"));
     }
 
     pub async fn pack_listing_shows_versions_and_tags(kind: Kind) {

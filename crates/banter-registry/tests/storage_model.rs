@@ -1,5 +1,5 @@
 //! The indexed lookups of both backends (`version`, `tagged`, `latest`,
-//! `exists`) agree with the rules applied to the whole pack index, over a
+//! `exists`, `versions_page`) agree with the rules applied to the whole pack index, over a
 //! long pseudo-random history of publishes, yanks and tag moves; and data
 //! written in the earlier Redis layout (no order index) is indexed on first
 //! use, including versions an older replica publishes afterwards.
@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,6 +101,25 @@ async fn agree(s: &dyn Storage, name: &PackName, step: usize) {
             "step {step}: tag {tag}"
         );
     }
+    // Pages of 3 walk the versions in precedence order, each with the tags
+    // pointing at its versions, and together give the whole index.
+    let (mut paged, mut tags, mut after) = (Vec::new(), BTreeMap::new(), None::<semver::Version>);
+    loop {
+        let page = s.versions_page(name, after.as_ref(), 3).await.unwrap();
+        let Some(last) = page.versions.last() else { break };
+        assert!(page.versions.len() <= 3);
+        for v in page.tags.values() {
+            assert!(
+                page.versions.iter().any(|r| &r.version == v),
+                "step {step}: tag of another page"
+            );
+        }
+        after = Some(semver::Version::parse(&last.version).unwrap());
+        tags.extend(page.tags);
+        paged.extend(page.versions);
+    }
+    assert_eq!(paged, record.versions, "step {step}: pages in precedence order");
+    assert_eq!(tags, record.tags, "step {step}");
     assert_eq!(s.tagged(name, "never-set").await.unwrap(), None);
     assert_eq!(s.version(name, "77.0.0").await.unwrap(), None);
 }
@@ -220,12 +240,16 @@ async fn redis_data_of_the_earlier_layout_is_indexed_on_first_use() {
     let dir = tempfile::tempdir().unwrap();
     let redis = Redis::start(dir.path(), "everysec");
     let prefix = "legacy:";
-    for (v, yanked) in [
+    let legacy = [
         ("1.0.0", false),
         ("1.10.0", false),
         ("2.0.0", true),
         ("2.1.0-rc.1", false),
-    ] {
+        ("2.1.0-alpha.10.x-y", false),
+        ("2.1.0-alpha.9", false),
+        ("2.1.0-0.3.7", false),
+    ];
+    for (v, yanked) in legacy {
         old_publish(&redis, prefix, v, yanked);
     }
     assert!(
@@ -235,11 +259,11 @@ async fn redis_data_of_the_earlier_layout_is_indexed_on_first_use() {
     let s = redis_storage(&redis, prefix);
     let name = PackName::parse("legacy").unwrap();
     let l = s.latest(&name).await.unwrap().unwrap();
-    assert_eq!(l.version, "1.10.0", "2.0.0 is yanked, 2.1.0-rc.1 a pre-release");
+    assert_eq!(l.version, "1.10.0", "2.0.0 is yanked, the 2.1.0 ones are pre-releases");
     // The rebuilt index holds exactly what publishing through this release writes.
-    let mut expected: Vec<String> = ["1.0.0", "1.10.0", "2.0.0", "2.1.0-rc.1"]
+    let mut expected: Vec<String> = legacy
         .iter()
-        .map(|v| order_member(&semver::Version::parse(v).unwrap()))
+        .map(|(v, _)| order_member(&semver::Version::parse(v).unwrap()))
         .collect();
     expected.sort();
     assert_eq!(order_index(&redis, prefix), expected);
@@ -249,11 +273,11 @@ async fn redis_data_of_the_earlier_layout_is_indexed_on_first_use() {
     // higher release without touching the index: the next lookup rebuilds it.
     old_publish(&redis, prefix, "3.0.0", false);
     assert_eq!(s.latest(&name).await.unwrap().unwrap().version, "3.0.0");
-    assert_eq!(order_index(&redis, prefix).len(), 5);
+    assert_eq!(order_index(&redis, prefix).len(), legacy.len() + 1);
     agree(&s, &name, 2).await;
 
     // And a publish through this release keeps the index complete, so no rebuild is needed.
     s.publish(new_version(&name, "3.1.0")).await.unwrap();
-    assert_eq!(order_index(&redis, prefix).len(), 6);
+    assert_eq!(order_index(&redis, prefix).len(), legacy.len() + 2);
     assert_eq!(s.latest(&name).await.unwrap().unwrap().version, "3.1.0");
 }

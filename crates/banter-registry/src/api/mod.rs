@@ -90,8 +90,14 @@ impl utoipa::Modify for ParameterRules {
         use utoipa::openapi::{RefOr, path::Operation};
 
         const DIGEST: &str = "^sha256:[0-9a-f]{64}$";
-        let rule = |p: &ParameterIn, name: &str, reads: bool| -> Option<(String, Option<usize>, Option<usize>)> {
+        let rule = |path: &str,
+                    p: &ParameterIn,
+                    name: &str,
+                    reads: bool|
+         -> Option<(String, Option<usize>, Option<usize>)> {
             Some(match (p, name) {
+                // A pack's versions page after a version; the listing's `last` is any name.
+                (ParameterIn::Query, "last") if path == "/v1/packs/{name}" => (VERSION_PATTERN.into(), Some(5), None),
                 (ParameterIn::Path, "name") => (NAME_PATTERN.into(), Some(1), Some(63)),
                 (ParameterIn::Path, "tag") => (tag_pattern(), Some(1), Some(128)),
                 // GET and HEAD take a version or a tag; writes an exact version.
@@ -104,9 +110,9 @@ impl utoipa::Modify for ParameterRules {
                 _ => return None,
             })
         };
-        let apply = |op: &mut Operation, reads: bool| {
+        let apply = |path: &str, op: &mut Operation, reads: bool| {
             for p in op.parameters.iter_mut().flatten() {
-                if let Some((pattern, min, max)) = rule(&p.parameter_in, &p.name, reads) {
+                if let Some((pattern, min, max)) = rule(path, &p.parameter_in, &p.name, reads) {
                     p.schema = Some(RefOr::T(Schema::Object(
                         ObjectBuilder::new()
                             .schema_type(Type::String)
@@ -118,12 +124,12 @@ impl utoipa::Modify for ParameterRules {
                 }
             }
         };
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
             for op in [&mut item.get, &mut item.head].into_iter().flatten() {
-                apply(op, true);
+                apply(path, op, true);
             }
             for op in [&mut item.put, &mut item.post, &mut item.delete].into_iter().flatten() {
-                apply(op, false);
+                apply(path, op, false);
             }
         }
     }

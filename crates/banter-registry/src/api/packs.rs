@@ -215,24 +215,46 @@ pub async fn get_version(
     Ok(resp)
 }
 
-/// A pack's versions and tags.
+/// Query of a pack's versions.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionsQuery {
+    /// Versions per page (default and maximum 1000, also when empty; larger is clamped; 0 returns no versions).
+    pub n: Option<String>,
+    /// Return versions strictly after this one in precedence order (the last version of the previous page).
+    pub last: Option<String>,
+}
+
+/// A pack's versions and tags, a page at a time.
 #[utoipa::path(
     get,
     path = "/v1/packs/{name}",
     tag = "packs",
-    params(("name" = String, Path, description = "Pack name")),
+    params(("name" = String, Path, description = "Pack name"), VersionsQuery),
     responses(
-        (status = 200, description = "Versions (digest, size, published time, yanked) and tags", body = PackResponse),
-        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 200, description = "Versions (digest, size, published time, yanked) in precedence order, the explicit tags pointing at them and the effective `latest`; `Link: <...>; rel=\"next\"` while more versions remain", body = PackResponse),
+        (status = 400, description = "Invalid name, n or last", body = ErrorBody),
         (status = 404, description = "No such pack", body = ErrorBody),
     )
 )]
 pub async fn pack(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<PackResponse>, ApiError> {
+    query: Result<Query<VersionsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
     let Path(name) = path.map_err(path_error)?;
-    Ok(Json(state.registry.pack_info(&name).await?.into()))
+    let Query(q) = query.map_err(query_error)?;
+    let n = page_size(q.n.as_deref(), MAX_PAGE)?;
+    let (info, more) = state.registry.pack_page(&name, q.last.as_deref(), n).await?;
+    let next = more.then(|| info.versions.last().map(|v| v.version.clone())).flatten();
+    let mut resp = Json(PackResponse::from(info)).into_response();
+    if let Some(last) = next {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("n", &n.to_string()).append_pair("last", &last);
+        let link = format!("</v1/packs/{name}?{}>; rel=\"next\"", query.finish());
+        resp.headers_mut().insert(header::LINK, header_value(&link));
+    }
+    Ok(resp)
 }
 
 /// List packs by name, paginated.
@@ -251,20 +273,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(query_error)?;
-    let n = match q.n.as_deref() {
-        None | Some("") => DEFAULT_PAGE,
-        // Any run of digits is a valid n, however long: large values are
-        // clamped (as documented), never refused for overflowing.
-        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse::<usize>().unwrap_or(MAX_PAGE),
-        Some(s) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "PAGINATION_NUMBER_INVALID",
-                format!("n must be a non-negative integer, got {s:?}"),
-            ));
-        }
-    }
-    .min(MAX_PAGE);
+    let n = page_size(q.n.as_deref(), DEFAULT_PAGE)?;
     let prefix = q.prefix.unwrap_or_default();
     let (packs, more) = state.registry.list(&prefix, q.last.as_deref(), n).await?;
     let next = more.then(|| packs.last().cloned()).flatten();
@@ -279,6 +288,21 @@ pub async fn list(
         resp.headers_mut().insert(header::LINK, header_value(&link));
     }
     Ok(resp)
+}
+
+/// `n` of a paginated answer: `default` when absent or empty, clamped to
+/// [`MAX_PAGE`]; any run of digits is valid, however long (large values are
+/// clamped as documented, never refused for overflowing).
+fn page_size(n: Option<&str>, default: usize) -> Result<usize, ApiError> {
+    match n {
+        None | Some("") => Ok(default),
+        Some(s) if s.bytes().all(|b| b.is_ascii_digit()) => Ok(s.parse::<usize>().unwrap_or(MAX_PAGE).min(MAX_PAGE)),
+        Some(s) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PAGINATION_NUMBER_INVALID",
+            format!("n must be a non-negative integer, got {s:?}"),
+        )),
+    }
 }
 
 /// Point a tag at a version.

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::{
     BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
+    VersionsPage,
 };
 use crate::metrics::Metrics;
 
@@ -50,6 +51,15 @@ impl<S: Storage> Storage for Instrumented<S> {
     }
     async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>> {
         self.timed("pack", self.inner.pack(name)).await
+    }
+    async fn versions_page(
+        &self,
+        name: &PackName,
+        after: Option<&semver::Version>,
+        limit: usize,
+    ) -> StorageResult<VersionsPage> {
+        self.timed("versions_page", self.inner.versions_page(name, after, limit))
+            .await
     }
     async fn exists(&self, name: &PackName) -> StorageResult<bool> {
         self.timed("exists", self.inner.exists(name)).await

@@ -1,9 +1,12 @@
 //! The storage boundary: what a backend must do, and nothing about HTTP.
 //!
 //! Backends store immutable, content-addressed blobs plus a small index
-//! (versions, explicit tags, yank flags). Everything derived — which version
-//! `latest` means, digest verification on read — lives above this trait in
-//! [`crate::registry`], so two backends cannot disagree about it.
+//! (versions, explicit tags, yank flags), and answer the read path by
+//! indexed lookups (a version, a tag, `latest`) so a read's cost does not
+//! grow with a pack's history. Digest verification and caching live above
+//! this trait in [`crate::registry`]. What `latest` means is stated once,
+//! over a whole index, in [`crate::registry::latest`]; each backend's
+//! indexed `latest` is checked against it (`tests/storage_model.rs`).
 
 mod instrumented;
 pub mod redis;
@@ -99,6 +102,15 @@ pub struct PackRecord {
     pub tags: BTreeMap<String, String>,
 }
 
+/// One page of a pack's versions, and the tags pointing at them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionsPage {
+    /// Versions in precedence order.
+    pub versions: Vec<VersionRecord>,
+    /// Explicit tags whose version is on this page: tag → exact version.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// Totals over the whole registry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Stats {
@@ -151,6 +163,17 @@ pub trait Storage: Send + Sync + 'static {
     /// the pack's history: for listings and export, never on the read path.
     async fn pack(&self, name: &PackName) -> StorageResult<Option<PackRecord>>;
 
+    /// Up to `limit` versions in precedence order, after `after` when given
+    /// (by [`order_key`], so `after` need not be stored), with the explicit
+    /// tags that point at them. An indexed range: a page costs the same
+    /// wherever it is in the history.
+    async fn versions_page(
+        &self,
+        name: &PackName,
+        after: Option<&semver::Version>,
+        limit: usize,
+    ) -> StorageResult<VersionsPage>;
+
     /// Whether the pack has any version.
     async fn exists(&self, name: &PackName) -> StorageResult<bool>;
 
@@ -163,7 +186,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// What `latest` resolves to: the explicit `latest` tag unless its version
     /// is yanked, else the highest release that is not yanked (pre-releases
-    /// never implicitly). Reads an index ordered by [`release_key`], so the
+    /// never implicitly). Reads an index ordered by [`order_key`], so the
     /// cost does not grow with the pack's history. Must agree with
     /// [`crate::registry::latest`] over [`Storage::pack`]; the storage model
     /// tests check that on both backends.
@@ -190,14 +213,42 @@ pub trait Storage: Send + Sync + 'static {
     async fn stats(&self) -> StorageResult<Stats>;
 }
 
-/// The ordering key of a release (no pre-release part): each numeric part
-/// zero-padded to 20 digits (a `u64` has at most 20), so byte order is
-/// precedence order. `None` for a pre-release, which is never `latest`
-/// implicitly. Build metadata does not take part, as in precedence.
-pub fn release_key(v: &semver::Version) -> Option<String> {
-    v.pre
-        .is_empty()
-        .then(|| format!("{:020}.{:020}.{:020}", v.major, v.minor, v.patch))
+/// A byte string whose order is semver precedence order (build metadata
+/// takes no part, as in precedence), so an index over it gives versions in
+/// order and `latest` by a walk from the top:
+///
+/// - the three numbers, each zero-padded to 20 digits (a `u64` has at most 20);
+/// - then `~` for a release, which sorts after `-`, the start of a pre-release;
+/// - a pre-release identifier is `1`, its length in 5 digits and its digits
+///   when numeric (numeric identifiers compare by value), else `2`, the
+///   identifier and `!` (below every identifier character, so a prefix sorts
+///   first); `0` ends the list, so fewer identifiers sort first.
+///
+/// The Redis `order` index rebuilds the same strings in Lua
+/// (`tests/storage_model.rs` checks they agree).
+pub fn order_key(v: &semver::Version) -> String {
+    let mut k = format!("{:020}.{:020}.{:020}", v.major, v.minor, v.patch);
+    if v.pre.is_empty() {
+        k.push('~');
+        return k;
+    }
+    k.push('-');
+    for id in v.pre.as_str().split('.') {
+        if id.bytes().all(|b| b.is_ascii_digit()) {
+            k.push_str(&format!("1{:05}{id}", id.len()));
+        } else {
+            k.push('2');
+            k.push_str(id);
+            k.push('!');
+        }
+    }
+    k.push('0');
+    k
+}
+
+/// Whether an [`order_key`] is a release's (its 63rd byte is `~`).
+pub fn is_release_key(key: &str) -> bool {
+    key.as_bytes().get(62) == Some(&b'~')
 }
 
 /// Sorts versions by semver precedence; equal precedence falls back to the string.
@@ -208,4 +259,46 @@ pub(crate) fn sort_versions(versions: &mut [VersionRecord]) {
             _ => a.version.cmp(&b.version),
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Byte order of `order_key` is precedence order, over every pair of a
+    /// set of versions built to hit each rule: numeric against
+    /// alphanumeric identifiers, numbers of different lengths, prefixes,
+    /// fewer identifiers, pre-release against release, huge numbers.
+    #[test]
+    fn order_keys_sort_as_semver_precedence() {
+        let ids = [
+            "0", "1", "2", "9", "10", "99", "100", "a", "a-b", "alpha", "alpha1", "b", "-", "Z", "rc",
+        ];
+        let mut pres: Vec<String> = vec![String::new()];
+        for a in ids {
+            pres.push(a.to_owned());
+            for b in ids {
+                pres.push(format!("{a}.{b}"));
+            }
+        }
+        pres.push("1.2.3.4.5".into());
+        let mut versions = Vec::new();
+        for core in ["0.0.0", "1.0.0", "1.0.1", "1.10.0", "2.0.0", "18446744073709551615.0.0"] {
+            for pre in &pres {
+                let text = if pre.is_empty() {
+                    core.to_owned()
+                } else {
+                    format!("{core}-{pre}")
+                };
+                versions.push(semver::Version::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}")));
+            }
+        }
+        let keys: Vec<String> = versions.iter().map(order_key).collect();
+        for (a, ka) in versions.iter().zip(&keys) {
+            assert_eq!(is_release_key(ka), a.pre.is_empty(), "{a}");
+            for (b, kb) in versions.iter().zip(&keys) {
+                assert_eq!(ka.cmp(kb), a.cmp_precedence(b), "{a} vs {b}");
+            }
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! | `P pack:{name}:versions` | hash | version key (no build metadata) → version record JSON |
 //! | `P pack:{name}:yanked` | set | version keys that are yanked |
 //! | `P pack:{name}:tags` | hash | explicit tag → exact version |
-//! | `P pack:{name}:order` | sorted set, all scores 0 | one member per version, in precedence order for releases (see [`order_member`]) |
+//! | `P pack:{name}:order` | sorted set, all scores 0 | one member per version, in precedence order (see [`order_member`]) |
 //! | `P blob:sha256:{hex}` | string | content bytes |
 //! | `P stats` | hash | `versions`, `bytes` counters |
 //!
@@ -20,9 +20,9 @@
 //! Every read of the serving path is one round trip whose cost does not
 //! depend on the pack's history: a version is one hash field, a tag one
 //! field plus the version's, and `latest` a walk down `order` from the top.
-//! `order` was added after the first release: the `latest` script checks
-//! that it has as many members as the pack has versions (two O(1) counts)
-//! and rebuilds it when not, so data written by an earlier release, or by
+//! `order` was added after the first release: the scripts that read it
+//! check that it has as many members as the pack has versions (two O(1)
+//! counts) and rebuild it when not, so data written by an earlier release, or by
 //! an older replica during a rolling upgrade, is indexed on first use.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,7 +37,7 @@ use tokio::sync::Mutex;
 
 use super::{
     BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
-    sort_versions,
+    VersionsPage, sort_versions,
 };
 use crate::metrics::Metrics;
 
@@ -66,39 +66,54 @@ if not record then return false end
 return {record, redis.call('SISMEMBER', KEYS[3], key)}
 ";
 
-/// What `latest` resolves to (see [`crate::registry::latest`]): the explicit
-/// tag unless yanked, else the highest release not yanked, walking the
-/// order index down from the top. Rebuilds the index first when it does not
-/// hold exactly one member per version (data of an earlier format).
-const LATEST: &str = r"
-if redis.call('ZCARD', KEYS[4]) ~= redis.call('HLEN', KEYS[2]) then
+/// Rebuilds the order index (KEYS[3]) from the versions hash (KEYS[1]) when
+/// it does not hold exactly one member per version: data of an earlier
+/// layout, or a version an older replica published. Prefixes the scripts
+/// that read the index. `order_key` is [`super::order_key`] in Lua.
+const REBUILD_ORDER: &str = r"
+local function order_key(key)
+  local a, b, c, pre = string.match(key, '^(%d+)%.(%d+)%.(%d+)%-?(.*)$')
   local pad = function(x) return string.rep('0', 20 - #x) .. x end
-  redis.call('DEL', KEYS[4])
-  for _, key in ipairs(redis.call('HKEYS', KEYS[2])) do
-    local a, b, c = string.match(key, '^(%d+)%.(%d+)%.(%d+)$')
-    if a then
-      redis.call('ZADD', KEYS[4], 0, 'r' .. pad(a) .. '.' .. pad(b) .. '.' .. pad(c) .. '|' .. key)
+  local k = pad(a) .. '.' .. pad(b) .. '.' .. pad(c)
+  if pre == '' then return k .. '~' end
+  k = k .. '-'
+  for id in string.gmatch(pre, '[^.]+') do
+    if string.match(id, '^%d+$') then
+      k = k .. '1' .. string.format('%05d', #id) .. id
     else
-      redis.call('ZADD', KEYS[4], 0, 'p|' .. key)
+      k = k .. '2' .. id .. '!'
     end
   end
+  return k .. '0'
 end
-local v = redis.call('HGET', KEYS[1], 'latest')
+if redis.call('ZCARD', KEYS[3]) ~= redis.call('HLEN', KEYS[1]) then
+  redis.call('DEL', KEYS[3])
+  for _, key in ipairs(redis.call('HKEYS', KEYS[1])) do
+    redis.call('ZADD', KEYS[3], 0, order_key(key) .. '|' .. key)
+  end
+end
+";
+
+/// What `latest` resolves to (see [`crate::registry::latest`]): the
+/// explicit tag (KEYS[4]) unless yanked (KEYS[2]), else the highest release
+/// not yanked, walking the order index down from the top.
+const LATEST: &str = r"
+local v = redis.call('HGET', KEYS[4], 'latest')
 if v then
   local key = string.match(v, '^[^+]*')
-  if redis.call('SISMEMBER', KEYS[3], key) == 0 then
-    local record = redis.call('HGET', KEYS[2], key)
+  if redis.call('SISMEMBER', KEYS[2], key) == 0 then
+    local record = redis.call('HGET', KEYS[1], key)
     if record then return record end
   end
 end
 local offset = 0
 while true do
-  local page = redis.call('ZREVRANGEBYLEX', KEYS[4], '(s', '[r', 'LIMIT', offset, 32)
+  local page = redis.call('ZREVRANGEBYLEX', KEYS[3], '+', '-', 'LIMIT', offset, 32)
   if #page == 0 then return false end
   for _, member in ipairs(page) do
     local key = string.match(member, '|(.*)$')
-    if redis.call('SISMEMBER', KEYS[3], key) == 0 then
-      local record = redis.call('HGET', KEYS[2], key)
+    if string.sub(member, 63, 63) == '~' and redis.call('SISMEMBER', KEYS[2], key) == 0 then
+      local record = redis.call('HGET', KEYS[1], key)
       if record then return record end
     end
   end
@@ -106,16 +121,38 @@ while true do
 end
 ";
 
-/// The member of `pack:{name}:order` for a version: releases as `r` and
-/// their [`super::release_key`], so the highest sorts last among the `r`
-/// members; pre-releases as `p`, present only so the member count equals
-/// the version count. The version key follows a `|`. The `LATEST` script
-/// builds the same strings when it rebuilds the index.
+/// One page of versions in order after ARGV[1] (a ZRANGEBYLEX bound), at
+/// most ARGV[2]: their records, yank flags, and the tags (KEYS[4]) pointing
+/// at them.
+const PAGE: &str = r"
+local members = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], '+', 'LIMIT', 0, tonumber(ARGV[2]))
+local records, flags, tags, on_page = {}, {}, {}, {}
+for _, member in ipairs(members) do
+  local key = string.match(member, '|(.*)$')
+  local record = redis.call('HGET', KEYS[1], key)
+  if record then
+    on_page[key] = true
+    records[#records + 1] = record
+    flags[#flags + 1] = redis.call('SISMEMBER', KEYS[2], key)
+  end
+end
+if #records > 0 then
+  local all = redis.call('HGETALL', KEYS[4])
+  for i = 1, #all, 2 do
+    if on_page[string.match(all[i + 1], '^[^+]*')] then
+      tags[#tags + 1] = all[i]
+      tags[#tags + 1] = all[i + 1]
+    end
+  end
+end
+return {records, flags, tags}
+";
+
+/// The member of `pack:{name}:order` for a version: its
+/// [`super::order_key`], `|` and its version key. The `REBUILD_ORDER`
+/// prelude builds the same strings.
 pub fn order_member(v: &semver::Version) -> String {
-    match super::release_key(v) {
-        Some(release) => format!("r{release}|{}", version_key(v)),
-        None => format!("p|{}", version_key(v)),
-    }
+    format!("{}|{}", super::order_key(v), version_key(v))
 }
 
 /// Replaces a blob's bytes when they differ from the given (verified) ones.
@@ -177,6 +214,7 @@ pub struct RedisStorage {
     set_yanked: Arc<redis::Script>,
     tagged: Arc<redis::Script>,
     latest: Arc<redis::Script>,
+    page: Arc<redis::Script>,
     repair_blob: Arc<redis::Script>,
     metrics: Option<Metrics>,
 }
@@ -213,7 +251,8 @@ impl RedisStorage {
             set_tag: Arc::new(redis::Script::new(SET_TAG)),
             set_yanked: Arc::new(redis::Script::new(SET_YANKED)),
             tagged: Arc::new(redis::Script::new(TAGGED)),
-            latest: Arc::new(redis::Script::new(LATEST)),
+            latest: Arc::new(redis::Script::new(&format!("{REBUILD_ORDER}{LATEST}"))),
+            page: Arc::new(redis::Script::new(&format!("{REBUILD_ORDER}{PAGE}"))),
             repair_blob: Arc::new(redis::Script::new(REPAIR_BLOB)),
             metrics: None,
         })
@@ -231,6 +270,16 @@ impl RedisStorage {
 
     fn pack_key(&self, name: &PackName, what: &str) -> String {
         self.key(&format!("pack:{name}:{what}"))
+    }
+
+    /// KEYS of the scripts that read the order index (after `REBUILD_ORDER`).
+    fn order_script_keys(&self, name: &PackName) -> [String; 4] {
+        [
+            self.pack_key(name, "versions"),
+            self.pack_key(name, "yanked"),
+            self.pack_key(name, "order"),
+            self.pack_key(name, "tags"),
+        ]
     }
 
     /// The shared auto-reconnecting connection, created on first use.
@@ -452,6 +501,26 @@ impl Storage for RedisStorage {
         }))
     }
 
+    async fn versions_page(
+        &self,
+        name: &PackName,
+        after: Option<&semver::Version>,
+        limit: usize,
+    ) -> StorageResult<VersionsPage> {
+        let keys = self.order_script_keys(name);
+        let min = after.map_or_else(|| "-".to_owned(), |v| format!("({}", order_member(v)));
+        let script = self.page.clone();
+        let (records, flags, tags): (Vec<String>, Vec<bool>, BTreeMap<String, String>) = self
+            .run(async |c| script.key(&keys[..]).arg(&min).arg(limit).invoke_async(c).await)
+            .await?;
+        let versions = records
+            .iter()
+            .zip(flags)
+            .map(|(raw, yanked)| record(raw, yanked))
+            .collect::<StorageResult<_>>()?;
+        Ok(VersionsPage { versions, tags })
+    }
+
     async fn exists(&self, name: &PackName) -> StorageResult<bool> {
         let key = self.pack_key(name, "versions");
         self.run(async |c| redis::cmd("EXISTS").arg(&key).query_async::<bool>(c).await)
@@ -487,12 +556,7 @@ impl Storage for RedisStorage {
     }
 
     async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>> {
-        let keys = [
-            self.pack_key(name, "tags"),
-            self.pack_key(name, "versions"),
-            self.pack_key(name, "yanked"),
-            self.pack_key(name, "order"),
-        ];
+        let keys = self.order_script_keys(name);
         let script = self.latest.clone();
         let found: Option<String> = self.run(async |c| script.key(&keys[..]).invoke_async(c).await).await?;
         // The script returns only versions that are not yanked.

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
-    sort_versions,
+    VersionsPage, sort_versions,
 };
 
 /// One forward-only schema step: SQL, or code where SQL cannot compute a value.
@@ -88,26 +88,28 @@ CREATE TRIGGER counters_blobs_delete AFTER DELETE ON blobs BEGIN
     UPDATE counters SET bytes = bytes - OLD.size WHERE id = 1; END;
 "#,
     ),
-    // `latest` by one index probe instead of loading every version: the
-    // release ordering key (NULL for pre-releases), filled for existing rows.
-    Migration::Code(add_release_keys),
+    // Reads whose cost does not grow with history: `latest` and pages of
+    // versions by an index in precedence order, filled for existing rows.
+    Migration::Code(add_order_keys),
 ];
 
-/// Schema 3: `versions.release_key` ([`super::release_key`]) and its index.
-fn add_release_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+/// Schema 3: `versions.order_key` ([`super::order_key`]) and its index, and
+/// an index of tags by version (the tags of one page of versions).
+fn add_order_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute_batch(
-        "ALTER TABLE versions ADD COLUMN release_key TEXT;
-         CREATE INDEX versions_by_release ON versions (name, release_key) WHERE release_key IS NOT NULL;",
+        "ALTER TABLE versions ADD COLUMN order_key TEXT;
+         CREATE INDEX versions_in_order ON versions (name, order_key);
+         CREATE INDEX tags_by_version ON tags (name, version);",
     )?;
     let rows: Vec<(String, String)> = tx
         .prepare("SELECT name, version FROM versions")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut update = tx.prepare("UPDATE versions SET release_key = ?3 WHERE name = ?1 AND version = ?2")?;
+    let mut update = tx.prepare("UPDATE versions SET order_key = ?3 WHERE name = ?1 AND version = ?2")?;
     for (name, version) in rows {
         let parsed = semver::Version::parse(&version)
             .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
-        update.execute(params![name, version, super::release_key(&parsed)])?;
+        update.execute(params![name, version, super::order_key(&parsed)])?;
     }
     Ok(())
 }
@@ -437,7 +439,7 @@ impl Storage for SqliteStorage {
             )
             .map_err(classify)?;
             tx.execute(
-                "INSERT INTO versions (name, version, version_key, digest, size, published_at, yanked, release_key)
+                "INSERT INTO versions (name, version, version_key, digest, size, published_at, yanked, order_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     v.name.as_str(),
@@ -447,7 +449,7 @@ impl Storage for SqliteStorage {
                     v.bytes.len() as i64,
                     published,
                     v.yanked,
-                    super::release_key(&v.version)
+                    super::order_key(&v.version)
                 ],
             )
             .map_err(classify)?;
@@ -476,6 +478,38 @@ impl Storage for SqliteStorage {
                 .collect::<rusqlite::Result<_>>()?;
             // Dropping the read-only transaction ends it; there is nothing to commit.
             Ok(Some(PackRecord { name, versions, tags }))
+        })
+        .await
+    }
+
+    async fn versions_page(
+        &self,
+        name: &PackName,
+        after: Option<&semver::Version>,
+        limit: usize,
+    ) -> StorageResult<VersionsPage> {
+        let name = name.clone();
+        // Every key is longer than the empty string.
+        let after = after.map(super::order_key).unwrap_or_default();
+        let n = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let c = conn.unchecked_transaction()?;
+            let versions = c
+                .prepare_cached(&format!(
+                    "SELECT {VERSION_COLUMNS} FROM versions v
+                     WHERE v.name = ?1 AND v.order_key > ?2 ORDER BY v.order_key LIMIT ?3"
+                ))?
+                .query_map(params![name.as_str(), after, n], version_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let tags = c
+                .prepare_cached(
+                    "SELECT t.tag, t.version FROM tags t WHERE t.name = ?1 AND t.version IN
+                     (SELECT v.version FROM versions v WHERE v.name = ?1 AND v.order_key > ?2
+                      ORDER BY v.order_key LIMIT ?3)",
+                )?
+                .query_map(params![name.as_str(), after, n], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(VersionsPage { versions, tags })
         })
         .await
     }
@@ -529,11 +563,12 @@ impl Storage for SqliteStorage {
             if explicit.is_some() {
                 return Ok(explicit);
             }
-            // Walks `versions_by_release` from the top; yanked rows are skipped in the index order.
+            // Walks `versions_in_order` down from the top, skipping
+            // pre-releases (byte 63 of the key is not `~`) and yanked rows.
             c.prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM versions v INDEXED BY versions_by_release
-                 WHERE v.name = ?1 AND v.release_key IS NOT NULL AND v.yanked = 0
-                 ORDER BY v.release_key DESC LIMIT 1"
+                "SELECT {VERSION_COLUMNS} FROM versions v INDEXED BY versions_in_order
+                 WHERE v.name = ?1 AND substr(v.order_key, 63, 1) = '~' AND v.yanked = 0
+                 ORDER BY v.order_key DESC LIMIT 1"
             ))?
             .query_row(params![name.as_str()], version_row)
             .optional()
@@ -723,7 +758,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_schema_2_database_gets_release_keys_and_serves_latest_from_the_index() {
+    async fn a_schema_2_database_gets_order_keys_and_serves_latest_from_the_index() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.db");
         // Rows as the previous release wrote them: schema 2, no release_key.
@@ -757,18 +792,18 @@ mod tests {
         let keys: Vec<Option<String>> = {
             let conn = s.writer.lock().expect("writer");
             let mut stmt = conn
-                .prepare("SELECT release_key FROM versions ORDER BY version_key")
+                .prepare("SELECT order_key FROM versions ORDER BY version_key")
                 .expect("select");
             stmt.query_map([], |r| r.get(0))
                 .expect("rows")
                 .collect::<rusqlite::Result<_>>()
                 .expect("keys")
         };
-        let release = |v: &str| super::super::release_key(&semver::Version::parse(v).expect("version"));
+        let key = |v: &str| Some(super::super::order_key(&semver::Version::parse(v).expect("version")));
         assert_eq!(
             keys,
-            vec![release("1.0.0"), release("1.10.0"), None, release("9.0.0")],
-            "by version_key: 1.0.0, 1.10.0, 10.0.0-rc.1 (a pre-release), 9.0.0"
+            vec![key("1.0.0"), key("1.10.0+b.1"), key("10.0.0-rc.1"), key("9.0.0")],
+            "by version_key: 1.0.0, 1.10.0, 10.0.0-rc.1, 9.0.0"
         );
         let name = PackName::parse("p").expect("name");
         let latest = s.latest(&name).await.expect("latest").expect("some");
@@ -776,18 +811,17 @@ mod tests {
             latest.version, "1.10.0+b.1",
             "9.0.0 is yanked, 10.0.0-rc.1 a pre-release"
         );
-        // The query walks the index rather than scanning the pack's rows.
+        // A page walks the index rather than scanning and sorting the pack's rows.
         let plan: String = {
             let conn = s.writer.lock().expect("writer");
             conn.query_row(
-                "EXPLAIN QUERY PLAN SELECT version FROM versions v INDEXED BY versions_by_release
-                 WHERE v.name = 'p' AND v.release_key IS NOT NULL AND v.yanked = 0
-                 ORDER BY v.release_key DESC LIMIT 1",
+                "EXPLAIN QUERY PLAN SELECT version FROM versions v
+                 WHERE v.name = 'p' AND v.order_key > '' ORDER BY v.order_key LIMIT 10",
                 [],
                 |r| r.get(3),
             )
             .expect("plan")
         };
-        assert!(plan.contains("versions_by_release"), "{plan}");
+        assert!(plan.contains("versions_in_order"), "{plan}");
     }
 }
