@@ -104,7 +104,8 @@ impl BlobCache {
         self.inner.lock().map(|i| i.size).unwrap_or(0)
     }
 
-    /// Whether `digest` is held (no effect on recency or metrics).
+    /// Whether `digest` is held (no effect on recency or metrics): a storage
+    /// read uses it to skip reading bytes already held.
     pub fn contains(&self, digest: &str) -> bool {
         self.inner.lock().is_ok_and(|i| i.entries.contains_key(digest))
     }

@@ -68,6 +68,7 @@ pub const STORAGE_OPERATIONS: &[&str] = &[
     "version",
     "tagged",
     "latest",
+    "lookup_with_content",
     "blob",
     "scan_blobs",
     "list",

@@ -15,7 +15,9 @@ use chrono::{SubsecRound, Utc};
 
 use crate::metrics::Metrics;
 use crate::resolve_cache::Resolved;
-use crate::storage::{NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, VersionRecord};
+use crate::storage::{
+    ContentCached, Lookup, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, VersionRecord,
+};
 
 /// Why a registry operation failed; each variant maps to one HTTP status and code.
 #[derive(Debug, thiserror::Error)]
@@ -334,10 +336,24 @@ impl Registry {
 
     /// Resolves `reference` (exact version or tag) to a stored version.
     pub async fn resolve(&self, name: &str, reference: &str) -> RegistryResult<Arc<Resolved>> {
+        Ok(self.resolve_for_read(name, reference, false).await?.0)
+    }
+
+    /// Resolves `reference` and, with `content`, also returns the verified
+    /// bytes when they had to be read: a read that finds neither the
+    /// resolution nor the content cached costs one storage call (one
+    /// blocking-pool hop on SQLite), not two. `None` bytes: take them from
+    /// [`Self::content`] (cached, or not asked for).
+    pub async fn resolve_for_read(
+        &self,
+        name: &str,
+        reference: &str,
+        content: bool,
+    ) -> RegistryResult<(Arc<Resolved>, Option<Bytes>)> {
         // Only references that parsed and resolved are cached, so a hit
         // needs no parsing.
         if let Some(hit) = self.resolved.get(name, reference) {
-            return Ok(hit);
+            return Ok((hit, None));
         }
         let name = parse_name(name)?;
         let reference_parsed = match Reference::parse(reference) {
@@ -351,18 +367,56 @@ impl Registry {
                 });
             }
         };
+        let key;
+        let lookup = match &reference_parsed {
+            Reference::Version(v) => {
+                key = version_key(v);
+                Lookup::Version(&key)
+            }
+            Reference::Tag(t) if t.is_latest() => Lookup::Latest,
+            Reference::Tag(t) => Lookup::Tag(t.as_str()),
+        };
         // One indexed lookup: the cost does not grow with the pack's history.
-        let found = match &reference_parsed {
-            Reference::Version(v) => self.storage.version(&name, &version_key(v)).await?,
-            Reference::Tag(t) if t.is_latest() => self.storage.latest(&name).await?,
-            Reference::Tag(t) => self.storage.tagged(&name, t.as_str()).await?,
+        let (found, bytes) = if content {
+            let cache = self.cache.clone();
+            let cached: ContentCached = Arc::new(move |d: &Digest| cache.contains(d.hex()));
+            match self.storage.lookup_with_content(&name, lookup, cached).await? {
+                Some((record, bytes)) => (Some(record), bytes),
+                None => (None, None),
+            }
+        } else {
+            let found = match lookup {
+                Lookup::Version(key) => self.storage.version(&name, key).await?,
+                Lookup::Latest => self.storage.latest(&name).await?,
+                Lookup::Tag(tag) => self.storage.tagged(&name, tag).await?,
+            };
+            (found, None)
         };
         let Some(found) = found else {
             return Err(self.missing(&name, reference).await);
         };
+        let bytes = match bytes {
+            Some(bytes) => Some(self.verified(&found.digest, bytes)?),
+            None => None,
+        };
         let resolved = Arc::new(Resolved::new(found, matches!(reference_parsed, Reference::Version(_))));
         self.resolved.put(name.as_str(), reference, &resolved);
-        Ok(resolved)
+        Ok((resolved, bytes))
+    }
+
+    /// `bytes` read from storage for `digest`, once verified (and cached);
+    /// the cached copy when there is one, which needs no hashing.
+    fn verified(&self, digest: &Digest, bytes: Bytes) -> RegistryResult<Bytes> {
+        let key = digest.hex();
+        if let Some(cached) = self.cache.get(key) {
+            return Ok(cached);
+        }
+        if !digest.matches(&bytes) {
+            tracing::error!(%digest, "stored blob failed digest verification");
+            return Err(RegistryError::Corrupt(digest.clone()));
+        }
+        self.cache.insert(key, bytes.clone());
+        Ok(bytes)
     }
 
     /// Blob bytes by digest hex, verified against the digest.

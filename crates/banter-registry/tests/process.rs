@@ -1100,3 +1100,69 @@ async fn the_scrub_finds_a_corrupt_blob_on_both_backends() {
         assert!(f.logs().contains("corrupt stored content replaced"), "{}", f.logs());
     }
 }
+
+/// A read that finds neither its resolution nor its content cached costs
+/// one storage call (one blocking-pool hop on SQLite): the record and the
+/// bytes together; with the content cached, the bytes are not read again;
+/// a conditional read asks for the record only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_read_is_one_storage_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        Backend::Sqlite(dir.path().join("registry.db")),
+        dir.path(),
+        &["--resolve-ttl", "0s"],
+    );
+    let body = pack("cold", "1.0.0", 0);
+    assert_eq!(s.publish("cold", "1.0.0", &body).await.status(), 201);
+    let calls = |text: &str, operation: &str| -> u64 {
+        let name = format!(
+            "banter_registry_storage_operation_duration_seconds_count{{backend=\"sqlite\",operation=\"{operation}\"}}"
+        );
+        text.lines()
+            .find(|l| l.starts_with(&name))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    let metrics = || async { s.get("/metrics").await.text().await.unwrap() };
+
+    let r = s.get("/v1/packs/cold/versions/1.0.0").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+    let m = metrics().await;
+    assert_eq!(
+        (
+            calls(&m, "lookup_with_content"),
+            calls(&m, "blob"),
+            calls(&m, "version")
+        ),
+        (1, 0, 0)
+    );
+
+    // Content cached now: the lookup skips the bytes, the cache serves them.
+    let r = s.get("/v1/packs/cold/versions/latest").await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+    let m = metrics().await;
+    assert_eq!((calls(&m, "lookup_with_content"), calls(&m, "blob")), (2, 0));
+    assert!(m.contains("banter_registry_blob_cache_hits_total 1"), "{m}");
+
+    // A conditional read: the record only, answered 304.
+    let etag = format!("\"{}\"", banter_pack::Digest::of(&body));
+    let r = s
+        .http
+        .get(s.url("/v1/packs/cold/versions/1.0.0"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let m = metrics().await;
+    assert_eq!(
+        (
+            calls(&m, "lookup_with_content"),
+            calls(&m, "version"),
+            calls(&m, "blob")
+        ),
+        (2, 1, 0)
+    );
+}

@@ -198,11 +198,18 @@ pub async fn get_version(
     if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let Path((name, reference)) = path.map_err(path_error)?;
-    let resolved = state.registry.resolve(&name, &reference).await?;
+    // A client that sends If-None-Match most likely has the content: its
+    // read asks storage for the record only.
+    let (resolved, read) = state
+        .registry
+        .resolve_for_read(&name, &reference, !if_none_match.present())
+        .await?;
     let cache = if resolved.exact { EXACT_VERSION } else { REVALIDATE };
     // A current copy is answered from the resolution alone: no content read.
     let bytes = if if_none_match.matches(&resolved.digest) {
         None
+    } else if let Some(bytes) = read {
+        Some(bytes)
     } else {
         Some(state.registry.content(&resolved.record.digest).await?)
     };

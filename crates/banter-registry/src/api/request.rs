@@ -119,6 +119,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
 }
 
 impl IfNoneMatch {
+    /// Whether the request carries the header at all.
+    pub fn present(&self) -> bool {
+        !self.0.is_empty()
+    }
+
     /// Whether one of the values matches the entity tag `"<digest>"` (or is `*`).
     pub fn matches(&self, digest: &[u8]) -> bool {
         self.0.iter().any(|v| {

@@ -7,8 +7,8 @@ use banter_pack::{Digest, PackName};
 use bytes::Bytes;
 
 use super::{
-    BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
-    VersionsPage,
+    BackendKind, ContentCached, Lookup, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError,
+    StorageResult, VersionRecord, VersionsPage,
 };
 use crate::metrics::Metrics;
 
@@ -72,6 +72,18 @@ impl<S: Storage> Storage for Instrumented<S> {
     }
     async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>> {
         self.timed("latest", self.inner.latest(name)).await
+    }
+    async fn lookup_with_content(
+        &self,
+        name: &PackName,
+        lookup: Lookup<'_>,
+        cached: ContentCached,
+    ) -> StorageResult<Option<(VersionRecord, Option<Bytes>)>> {
+        self.timed(
+            "lookup_with_content",
+            self.inner.lookup_with_content(name, lookup, cached),
+        )
+        .await
     }
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>> {
         self.timed("blob", self.inner.blob(digest)).await

@@ -102,6 +102,38 @@ pub struct PackRecord {
     pub tags: BTreeMap<String, String>,
 }
 
+/// Which version a read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// The version with this [`banter_pack::version_key`].
+    Version(&'a str),
+    /// The version an explicit tag points at.
+    Tag(&'a str),
+    /// What `latest` resolves to.
+    Latest,
+}
+
+/// Whether the caller already holds the content of a digest (its cache).
+pub type ContentCached = std::sync::Arc<dyn Fn(&Digest) -> bool + Send + Sync>;
+
+/// A [`Lookup`] that owns its strings (to move into a blocking task).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OwnedLookup {
+    Version(String),
+    Tag(String),
+    Latest,
+}
+
+impl Lookup<'_> {
+    pub(crate) fn to_owned(self) -> OwnedLookup {
+        match self {
+            Self::Version(k) => OwnedLookup::Version(k.to_owned()),
+            Self::Tag(t) => OwnedLookup::Tag(t.to_owned()),
+            Self::Latest => OwnedLookup::Latest,
+        }
+    }
+}
+
 /// One page of a pack's versions, and the tags pointing at them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VersionsPage {
@@ -191,6 +223,34 @@ pub trait Storage: Send + Sync + 'static {
     /// [`crate::registry::latest`] over [`Storage::pack`]; the storage model
     /// tests check that on both backends.
     async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>>;
+
+    /// A lookup and the version's stored bytes (unverified) together: the
+    /// read path when neither is cached. Backends that can do both in one
+    /// call override this (SQLite: one blocking-pool hop and one snapshot
+    /// instead of two hops); the default makes the two calls.
+    ///
+    /// `cached` says whether the caller already holds a digest's content;
+    /// then no bytes are read (`None`).
+    async fn lookup_with_content(
+        &self,
+        name: &PackName,
+        lookup: Lookup<'_>,
+        cached: ContentCached,
+    ) -> StorageResult<Option<(VersionRecord, Option<Bytes>)>> {
+        let found = match lookup {
+            Lookup::Version(key) => self.version(name, key).await?,
+            Lookup::Tag(tag) => self.tagged(name, tag).await?,
+            Lookup::Latest => self.latest(name).await?,
+        };
+        match found {
+            None => Ok(None),
+            Some(record) if cached(&record.digest) => Ok(Some((record, None))),
+            Some(record) => {
+                let bytes = self.blob(&record.digest).await?;
+                Ok(Some((record, bytes)))
+            }
+        }
+    }
 
     /// Raw blob bytes by digest, unverified (the caller verifies).
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>>;

@@ -16,8 +16,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    BackendKind, NewVersion, PackRecord, PublishOutcome, Stats, Storage, StorageError, StorageResult, VersionRecord,
-    VersionsPage, sort_versions,
+    BackendKind, ContentCached, Lookup, NewVersion, OwnedLookup, PackRecord, PublishOutcome, Stats, Storage,
+    StorageError, StorageResult, VersionRecord, VersionsPage, sort_versions,
 };
 
 /// One forward-only schema step: SQL, or code where SQL cannot compute a value.
@@ -373,6 +373,57 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
     })
 }
 
+/// The version stored under `key`.
+fn find_version(c: &Connection, name: &str, key: &str) -> rusqlite::Result<Option<VersionRecord>> {
+    c.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.name = ?1 AND v.version_key = ?2"
+    ))?
+    .query_row(params![name, key], version_row)
+    .optional()
+}
+
+/// The version an explicit tag points at.
+fn find_tagged(c: &Connection, name: &str, tag: &str) -> rusqlite::Result<Option<VersionRecord>> {
+    c.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM tags t JOIN versions v ON v.name = t.name AND v.version = t.version
+         WHERE t.name = ?1 AND t.tag = ?2"
+    ))?
+    .query_row(params![name, tag], version_row)
+    .optional()
+}
+
+/// What `latest` resolves to; the caller holds a read transaction, so both
+/// probes see one snapshot.
+fn find_latest(c: &Connection, name: &str) -> rusqlite::Result<Option<VersionRecord>> {
+    let explicit = c
+        .prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM tags t JOIN versions v ON v.name = t.name AND v.version = t.version
+             WHERE t.name = ?1 AND t.tag = 'latest' AND v.yanked = 0"
+        ))?
+        .query_row(params![name], version_row)
+        .optional()?;
+    if explicit.is_some() {
+        return Ok(explicit);
+    }
+    // Walks `versions_in_order` down from the top, skipping pre-releases
+    // (byte 63 of the key is not `~`) and yanked rows.
+    c.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions v INDEXED BY versions_in_order
+         WHERE v.name = ?1 AND substr(v.order_key, 63, 1) = '~' AND v.yanked = 0
+         ORDER BY v.order_key DESC LIMIT 1"
+    ))?
+    .query_row(params![name], version_row)
+    .optional()
+}
+
+/// A blob's bytes by `sha256:<hex>`, unverified.
+fn find_blob(c: &Connection, digest: &str) -> rusqlite::Result<Option<Bytes>> {
+    c.prepare_cached("SELECT content FROM blobs WHERE digest = ?1")?
+        .query_row(params![digest], |r| r.get::<_, Vec<u8>>(0))
+        .optional()
+        .map(|o| o.map(Bytes::from))
+}
+
 fn parse_digest(s: &str) -> rusqlite::Result<Digest> {
     s.parse()
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
@@ -525,27 +576,12 @@ impl Storage for SqliteStorage {
 
     async fn version(&self, name: &PackName, key: &str) -> StorageResult<Option<VersionRecord>> {
         let (name, key) = (name.clone(), key.to_owned());
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM versions v WHERE v.name = ?1 AND v.version_key = ?2"
-            ))?
-            .query_row(params![name.as_str(), key], version_row)
-            .optional()
-        })
-        .await
+        self.read(move |c| find_version(c, name.as_str(), &key)).await
     }
 
     async fn tagged(&self, name: &PackName, tag: &str) -> StorageResult<Option<VersionRecord>> {
         let (name, tag) = (name.clone(), tag.to_owned());
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM tags t JOIN versions v ON v.name = t.name AND v.version = t.version
-                 WHERE t.name = ?1 AND t.tag = ?2"
-            ))?
-            .query_row(params![name.as_str(), tag], version_row)
-            .optional()
-        })
-        .await
+        self.read(move |c| find_tagged(c, name.as_str(), &tag)).await
     }
 
     async fn latest(&self, name: &PackName) -> StorageResult<Option<VersionRecord>> {
@@ -553,38 +589,40 @@ impl Storage for SqliteStorage {
         self.read(move |conn| {
             // One snapshot for both probes, as `pack` reads one.
             let c = conn.unchecked_transaction()?;
-            let explicit = c
-                .prepare_cached(&format!(
-                    "SELECT {VERSION_COLUMNS} FROM tags t JOIN versions v ON v.name = t.name AND v.version = t.version
-                     WHERE t.name = ?1 AND t.tag = 'latest' AND v.yanked = 0"
-                ))?
-                .query_row(params![name.as_str()], version_row)
-                .optional()?;
-            if explicit.is_some() {
-                return Ok(explicit);
+            find_latest(&c, name.as_str())
+        })
+        .await
+    }
+
+    async fn lookup_with_content(
+        &self,
+        name: &PackName,
+        lookup: Lookup<'_>,
+        cached: ContentCached,
+    ) -> StorageResult<Option<(VersionRecord, Option<Bytes>)>> {
+        let name = name.clone();
+        let lookup = lookup.to_owned();
+        // One blocking-pool hop and one snapshot for the record and its bytes.
+        self.read(move |conn| {
+            let c = conn.unchecked_transaction()?;
+            let found = match &lookup {
+                OwnedLookup::Version(key) => find_version(&c, name.as_str(), key)?,
+                OwnedLookup::Tag(tag) => find_tagged(&c, name.as_str(), tag)?,
+                OwnedLookup::Latest => find_latest(&c, name.as_str())?,
+            };
+            let Some(record) = found else { return Ok(None) };
+            if cached(&record.digest) {
+                return Ok(Some((record, None)));
             }
-            // Walks `versions_in_order` down from the top, skipping
-            // pre-releases (byte 63 of the key is not `~`) and yanked rows.
-            c.prepare_cached(&format!(
-                "SELECT {VERSION_COLUMNS} FROM versions v INDEXED BY versions_in_order
-                 WHERE v.name = ?1 AND substr(v.order_key, 63, 1) = '~' AND v.yanked = 0
-                 ORDER BY v.order_key DESC LIMIT 1"
-            ))?
-            .query_row(params![name.as_str()], version_row)
-            .optional()
+            let bytes = find_blob(&c, &record.digest.to_string())?;
+            Ok(Some((record, bytes)))
         })
         .await
     }
 
     async fn blob(&self, digest: &Digest) -> StorageResult<Option<Bytes>> {
         let key = digest.to_string();
-        self.read(move |c| {
-            c.prepare_cached("SELECT content FROM blobs WHERE digest = ?1")?
-                .query_row(params![key], |r| r.get::<_, Vec<u8>>(0))
-                .optional()
-                .map(|o| o.map(Bytes::from))
-        })
-        .await
+        self.read(move |c| find_blob(c, &key)).await
     }
 
     async fn scan_blobs(&self, cursor: &str, limit: usize) -> StorageResult<(Vec<Digest>, Option<String>)> {
