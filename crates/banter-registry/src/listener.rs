@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -108,13 +107,21 @@ impl http_body::Body for GuardedBody {
 /// closes idle and half-sent connections at once and waits (at most
 /// `drain`) for the requests in flight to be answered. Returns whether they
 /// all were.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     limits: EdgeLimits,
     stop: impl std::future::Future<Output = ()>,
     drain: Duration,
-) -> bool {
+) -> bool
+where
+    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let in_flight = InFlight::default();
     let graceful = GracefulShutdown::new();

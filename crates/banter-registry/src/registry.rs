@@ -352,9 +352,10 @@ impl Registry {
     ) -> RegistryResult<(Arc<Resolved>, Option<Bytes>)> {
         // Only references that parsed and resolved are cached, so a hit
         // needs no parsing.
-        if let Some(hit) = self.resolved.get(name, reference) {
-            return Ok((hit, None));
-        }
+        let since = match self.resolved.get(name, reference) {
+            Ok(hit) => return Ok((hit, None)),
+            Err(since) => since,
+        };
         let name = parse_name(name)?;
         let reference_parsed = match Reference::parse(reference) {
             Ok(r) => r,
@@ -400,7 +401,7 @@ impl Registry {
             None => None,
         };
         let resolved = Arc::new(Resolved::new(found, matches!(reference_parsed, Reference::Version(_))));
-        self.resolved.put(name.as_str(), reference, &resolved);
+        self.resolved.put(name.as_str(), reference, &resolved, since);
         Ok((resolved, bytes))
     }
 

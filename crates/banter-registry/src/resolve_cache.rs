@@ -3,7 +3,10 @@
 //! index on every request. An entry lives for a short time-to-live: that
 //! bounds how stale a read can be after a write made by *another* replica
 //! (a tag move, a yank, a publish changing `latest`). This replica's own
-//! writes drop the pack's entries at once.
+//! writes drop the pack's entries at once, and a read that was already in
+//! flight when one of them landed cannot put its older answer back: every
+//! write advances an epoch, and a resolution is kept only if no write
+//! happened since its lookup began.
 //!
 //! An entry holds what a response needs, computed once: the record and the
 //! text of its `Digest`, `ETag` and `Banter-Pack-Version` headers as shared
@@ -57,7 +60,15 @@ const MAX_ENTRIES: usize = 16_384;
 struct Inner {
     packs: HashMap<String, HashMap<String, (Arc<Resolved>, Instant)>>,
     len: usize,
+    /// Writes forgotten so far (see [`Epoch`]).
+    epoch: u64,
 }
+
+/// When a lookup missed: a resolution made after it is kept only if no
+/// write of this replica happened in between (the read may have seen the
+/// storage before that write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(u64);
 
 /// Resolved references, each valid for the time-to-live.
 pub struct ResolveCache {
@@ -74,22 +85,31 @@ impl ResolveCache {
         }
     }
 
-    /// What `reference` of `name` resolved to, if resolved within the TTL.
-    pub fn get(&self, name: &str, reference: &str) -> Option<Arc<Resolved>> {
+    /// What `reference` of `name` resolved to, if resolved within the TTL;
+    /// on a miss, the epoch to hand to [`Self::put`].
+    pub fn get(&self, name: &str, reference: &str) -> Result<Arc<Resolved>, Epoch> {
         if self.ttl.is_zero() {
-            return None;
+            return Err(Epoch(0));
         }
-        let inner = self.inner.lock().ok()?;
-        let (record, at) = inner.packs.get(name)?.get(reference)?;
-        (at.elapsed() < self.ttl).then(|| record.clone())
+        let Ok(inner) = self.inner.lock() else {
+            return Err(Epoch(u64::MAX)); // a poisoned cache keeps nothing
+        };
+        match inner.packs.get(name).and_then(|refs| refs.get(reference)) {
+            Some((record, at)) if at.elapsed() < self.ttl => Ok(record.clone()),
+            _ => Err(Epoch(inner.epoch)),
+        }
     }
 
-    /// Remembers a resolution made just now.
-    pub fn put(&self, name: &str, reference: &str, resolved: &Arc<Resolved>) {
+    /// Remembers a resolution made by a lookup that missed at `since`,
+    /// unless this replica wrote to any pack after that.
+    pub fn put(&self, name: &str, reference: &str, resolved: &Arc<Resolved>, since: Epoch) {
         if self.ttl.is_zero() {
             return;
         }
         let Ok(mut inner) = self.inner.lock() else { return };
+        if inner.epoch != since.0 {
+            return;
+        }
         if inner.len >= MAX_ENTRIES {
             *inner = Inner::default();
         }
@@ -104,10 +124,72 @@ impl ResolveCache {
 
     /// Drops every resolution of `name` (after this replica wrote to it).
     pub fn forget(&self, name: &str) {
-        if let Ok(mut inner) = self.inner.lock()
-            && let Some(refs) = inner.packs.remove(name)
-        {
-            inner.len -= refs.len();
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.epoch = inner.epoch.wrapping_add(1);
+            if let Some(refs) = inner.packs.remove(name) {
+                inner.len -= refs.len();
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use banter_pack::Digest;
+    use chrono::Utc;
+
+    fn resolved(version: &str) -> Arc<Resolved> {
+        let record = VersionRecord {
+            version: version.to_owned(),
+            digest: Digest::of(version.as_bytes()),
+            size: 1,
+            published_at: Utc::now(),
+            yanked: false,
+        };
+        Arc::new(Resolved::new(record, false))
+    }
+
+    #[test]
+    fn a_resolution_is_kept_until_this_replica_writes_the_pack() {
+        let cache = ResolveCache::new(Duration::from_secs(60));
+        let since = cache.get("p", "stable").expect_err("empty cache");
+        cache.put("p", "stable", &resolved("1.0.0"), since);
+        let hit = cache.get("p", "stable").expect("kept");
+        assert_eq!(hit.record.version, "1.0.0");
+        assert_eq!(&hit.version[..], b"1.0.0");
+        cache.forget("p");
+        assert!(cache.get("p", "stable").is_err(), "forgotten after a write");
+    }
+
+    #[test]
+    fn a_read_in_flight_across_a_write_does_not_put_its_older_answer_back() {
+        let cache = ResolveCache::new(Duration::from_secs(60));
+        // The read misses and goes to storage; it sees 1.0.0 there.
+        let since = cache.get("p", "stable").expect_err("empty cache");
+        // Meanwhile this replica moves the tag and forgets the pack.
+        cache.forget("p");
+        // The read's answer predates the move: it must not be cached.
+        cache.put("p", "stable", &resolved("1.0.0"), since);
+        assert!(cache.get("p", "stable").is_err(), "the stale answer was cached");
+        // A read that starts after the write caches its answer.
+        let since = cache.get("p", "stable").expect_err("still empty");
+        cache.put("p", "stable", &resolved("2.0.0"), since);
+        assert_eq!(cache.get("p", "stable").expect("kept").record.version, "2.0.0");
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl_and_a_zero_ttl_keeps_nothing() {
+        let cache = ResolveCache::new(Duration::from_millis(20));
+        let since = cache.get("p", "1.0.0").expect_err("empty cache");
+        cache.put("p", "1.0.0", &resolved("1.0.0"), since);
+        assert!(cache.get("p", "1.0.0").is_ok());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get("p", "1.0.0").is_err(), "expired");
+
+        let off = ResolveCache::new(Duration::ZERO);
+        let since = off.get("p", "1.0.0").expect_err("off");
+        off.put("p", "1.0.0", &resolved("1.0.0"), since);
+        assert!(off.get("p", "1.0.0").is_err());
     }
 }

@@ -35,21 +35,38 @@ pub struct Pass {
     pub corrupt: u64,
 }
 
-/// Runs passes for ever (until the task is dropped), the first one
-/// `interval` after start so a restart loop does not hash everything each time.
+/// The first pass starts this long after start-up (or `interval`, if
+/// shorter): soon enough that a pod restarted more often than `interval`
+/// still completes passes (and the corrupt-blob gauge, which a restart
+/// resets, is set again), late enough that a crash loop does not hash
+/// everything on every start.
+const FIRST_PASS_AFTER: Duration = Duration::from_secs(10 * 60);
+/// A pass the backend cut short is retried from the start this long after
+/// (or `interval`, if shorter), not a whole interval later.
+const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// Runs passes for ever (until the task is dropped): the first one
+/// [`FIRST_PASS_AFTER`] after start, then one every `interval` from the
+/// start of the last.
 pub async fn run(registry: Registry, pace: Pace) {
     if pace.interval.is_zero() {
         return;
     }
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + pace.interval, pace.interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wait = pace.interval.min(FIRST_PASS_AFTER);
     loop {
-        ticks.tick().await;
-        match pass(&registry, pace.pause).await {
-            Ok(p) => tracing::info!(verified = p.verified, corrupt = p.corrupt, "scrub pass complete"),
-            // The next tick retries from the start; a backend outage is reported by readiness.
-            Err(e) => tracing::warn!(error = %e, "scrub pass stopped: the backend failed"),
-        }
+        tokio::time::sleep(wait).await;
+        let started = tokio::time::Instant::now();
+        wait = match pass(&registry, pace.pause).await {
+            Ok(p) => {
+                tracing::info!(verified = p.verified, corrupt = p.corrupt, "scrub pass complete");
+                pace.interval.saturating_sub(started.elapsed())
+            }
+            // A backend outage is reported by readiness; the pass starts over.
+            Err(e) => {
+                tracing::warn!(error = %e, "scrub pass stopped: the backend failed");
+                pace.interval.min(RETRY_AFTER)
+            }
+        };
     }
 }
 
@@ -58,6 +75,8 @@ pub async fn pass(registry: &Registry, pause: Duration) -> Result<Pass, crate::s
     let storage = registry.storage();
     let metrics = registry.metrics();
     let mut found = Pass::default();
+    // A Redis SCAN may return a key twice: each corrupt blob counts once.
+    let mut corrupt = std::collections::HashSet::new();
     let mut cursor = String::new();
     loop {
         let (digests, next) = storage.scan_blobs(&cursor, PAGE).await?;
@@ -74,8 +93,7 @@ pub async fn pass(registry: &Registry, pause: Duration) -> Result<Pass, crate::s
             .map_err(|e| crate::storage::StorageError::Internal(format!("scrub task failed: {e}")))?;
             if intact {
                 found.verified += 1;
-            } else {
-                found.corrupt += 1;
+            } else if corrupt.insert(digest.hex().to_owned()) {
                 report_corrupt(&digest);
             }
             metrics.scrubbed(intact);
@@ -86,6 +104,7 @@ pub async fn pass(registry: &Registry, pause: Duration) -> Result<Pass, crate::s
         }
         tokio::time::sleep(pause).await;
     }
+    found.corrupt = corrupt.len() as u64;
     metrics.scrub_completed(found.corrupt);
     Ok(found)
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, HttpLimits};
+use crate::api::{self, AppParts, AppState, HttpLimits};
 use crate::config::ServeArgs;
 use crate::listener;
 use crate::metrics::Metrics;
@@ -95,11 +95,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let draining = Arc::new(AtomicBool::new(false));
     let addr = listener.local_addr()?;
     let app = api::router(
-        AppState {
+        AppState::new(AppParts {
             registry,
             tokens,
             draining: draining.clone(),
-        },
+        }),
         HttpLimits {
             request_timeout: args.request_timeout,
             max_concurrent_requests: args.max_concurrent_requests,

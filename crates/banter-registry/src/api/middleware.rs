@@ -40,7 +40,7 @@ fn route_label(template: &str) -> &'static str {
 /// slot is taken; probes and scrapes are never limited), the whole-request
 /// deadline (408), and the request's count and latency under its route
 /// template (never the raw path, which would explode label cardinality).
-pub async fn gate(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+pub async fn gate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -86,8 +86,8 @@ pub async fn gate(State(gate): State<Gate>, req: Request, next: Next) -> Respons
     resp
 }
 
-/// What [`gate`] needs: the state (metrics), request slots and the deadline.
-#[derive(Clone)]
+/// What [`gate`] needs: the state (metrics), request slots and the deadline
+/// (shared: the router clones it for every request).
 pub struct Gate {
     /// Handler state, for the metrics.
     pub state: AppState,

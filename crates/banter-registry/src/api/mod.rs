@@ -28,15 +28,35 @@ pub use packs::{DEFAULT_PAGE, MAX_PAGE};
 use crate::registry::Registry;
 use crate::tokens::LiveTokens;
 
-/// What every handler can reach.
+/// What every handler can reach, behind one shared pointer: the router
+/// clones the state for every request, and one reference count is cheaper
+/// than the dozens inside the registry and its metrics.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+/// The contents of [`AppState`].
+pub struct AppParts {
     /// The registry rules over the backend.
     pub registry: Registry,
     /// Accepted publish tokens.
     pub tokens: Arc<LiveTokens>,
     /// Set when shutdown begins: readiness fails from then on.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppState {
+    /// The state of a router over `parts`.
+    pub fn new(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
 }
 
 /// Limits of the HTTP layer.
@@ -251,8 +271,22 @@ fn rewrite_refs(v: &mut serde_json::Value) {
     }
 }
 
-/// The complete application: routes plus middleware.
-pub fn router(state: AppState, limits: HttpLimits) -> Router {
+/// The complete application: the routes with the request gate (which needs
+/// the matched route), wrapped once in the request id, trace span and panic
+/// layers. Those wrap the router rather than every route, so a request
+/// clones one small stack instead of a boxed copy of all of them.
+pub fn router(
+    state: AppState,
+    limits: HttpLimits,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ Sync
++ 'static {
     let (routes, _) = documented();
     let doc = openapi().to_string();
     let doc: Arc<str> = doc.into();
@@ -266,19 +300,21 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         }
     });
 
-    let gate = middleware::Gate {
+    let gate = Arc::new(middleware::Gate {
         state: state.clone(),
         slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests.max(1))),
         request_timeout: limits.request_timeout,
-    };
+    });
 
-    routes
+    let routes = routes
         .route("/openapi.json", openapi_json)
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(gate, middleware::gate))
-        .layer(CatchPanicLayer::custom(middleware::panicked))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .with_state(state);
+    tower::ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let id = req
                 .headers()
@@ -287,6 +323,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
                 .unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(CatchPanicLayer::custom(middleware::panicked))
+        .service(routes)
 }

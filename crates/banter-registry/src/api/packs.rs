@@ -70,23 +70,31 @@ pub fn content_response(
     bytes: Option<bytes::Bytes>,
 ) -> Response {
     let mut resp = match bytes {
-        Some(bytes) => {
-            let mut r = bytes.into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        }
+        Some(bytes) => Response::new(axum::body::Body::from(bytes)),
         None => {
             state.registry.metrics().not_modified();
-            StatusCode::NOT_MODIFIED.into_response()
+            let mut r = Response::new(axum::body::Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
         }
     };
+    // Room for every header of this response and those the outer layers
+    // add (request id), so the map is allocated once and never grows.
+    *resp.headers_mut() = header::HeaderMap::with_capacity(RESPONSE_HEADERS);
+    let ok = resp.status() == StatusCode::OK;
     let h = resp.headers_mut();
+    if ok {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
     h.insert(DIGEST, digest);
     h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     resp
 }
+
+/// Headers a content response carries at most (content type, digest, ETag,
+/// cache control, pack version, yanked, request id), with room to spare.
+const RESPONSE_HEADERS: usize = 12;
 
 /// The `Digest` header.
 const DIGEST: header::HeaderName = header::HeaderName::from_static("digest");
