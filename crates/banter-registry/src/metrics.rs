@@ -110,6 +110,7 @@ struct Inner {
     scrubbed: Family<ResultLabels, Counter>,
     scrub_corrupt: Gauge,
     scrub_completed: Gauge,
+    scrub_interval: Gauge,
     token_reloads: Family<ResultLabels, Counter>,
     storage_up: Family<BackendLabels, Gauge>,
     packs: Gauge,
@@ -183,6 +184,7 @@ impl Metrics {
         }
         let scrub_corrupt = Gauge::default();
         let scrub_completed = Gauge::default();
+        let scrub_interval = Gauge::default();
         let token_reloads = Family::<ResultLabels, Counter>::default();
         let storage_up = Family::<BackendLabels, Gauge>::default();
         let (packs, versions, bytes) = (Gauge::default(), Gauge::default(), Gauge::default());
@@ -291,6 +293,11 @@ impl Metrics {
             scrub_completed.clone(),
         );
         r.register(
+            "banter_registry_scrub_interval_seconds",
+            "Time between the starts of two scrub passes, --scrub-interval (0: the scrub is off)",
+            scrub_interval.clone(),
+        );
+        r.register(
             "banter_registry_token_reloads",
             "Reloads of the publish token file after it changed, by result (ok, error: the previous tokens stay in force)",
             token_reloads.clone(),
@@ -333,6 +340,7 @@ impl Metrics {
             scrubbed,
             scrub_corrupt,
             scrub_completed,
+            scrub_interval,
             token_reloads,
             storage_up,
             packs,
@@ -349,6 +357,13 @@ impl Metrics {
                 result: if intact { "verified" } else { "corrupt" }.into(),
             })
             .inc();
+    }
+
+    /// Records the scrub's interval (zero: off), for the overdue alert.
+    pub fn scrub_scheduled(&self, interval: Duration) {
+        self.0
+            .scrub_interval
+            .set(i64::try_from(interval.as_secs()).unwrap_or(i64::MAX));
     }
 
     /// Records a complete scrub pass and what it found.

@@ -49,6 +49,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(5 * 60);
 /// [`FIRST_PASS_AFTER`] after start, then one every `interval` from the
 /// start of the last.
 pub async fn run(registry: Registry, pace: Pace) {
+    registry.metrics().scrub_scheduled(pace.interval);
     if pace.interval.is_zero() {
         return;
     }
