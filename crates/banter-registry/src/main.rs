@@ -8,6 +8,11 @@ use tracing_subscriber::EnvFilter;
 use banter_registry::cli::{Cli, Command};
 use banter_registry::config::LogFormat;
 
+/// mimalloc: a request allocates and frees many small objects across the
+/// runtime's threads, which glibc malloc serves more slowly (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Client commands log only warnings unless asked, so their output stays clean.
