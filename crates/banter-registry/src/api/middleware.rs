@@ -86,6 +86,78 @@ pub async fn gate(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Re
     resp
 }
 
+/// The request id header: a client's own is kept, else one is made.
+const X_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
+/// Gives every request an id (the client's `x-request-id`, else a new
+/// UUID), opens the request's span with it (so every log line of the
+/// request carries it) and returns it in the response. One layer instead of
+/// tower-http's set, trace and propagate layers: no request header or
+/// extension is written and no response body is wrapped, which is most of
+/// what a cached read costs above nginx's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestContextLayer;
+
+impl<S> tower::Layer<S> for RequestContextLayer {
+    type Service = RequestContext<S>;
+
+    fn layer(&self, inner: S) -> RequestContext<S> {
+        RequestContext { inner }
+    }
+}
+
+/// The service of [`RequestContextLayer`].
+#[derive(Clone, Debug)]
+pub struct RequestContext<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for RequestContext<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        use tracing::Instrument;
+        let id = match req.headers().get(&X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => new_request_id(),
+        };
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = %id.to_str().unwrap_or("-"),
+        );
+        // The service that was made ready serves this request; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(
+            async move {
+                let mut resp = inner.call(req).await?;
+                resp.headers_mut().insert(X_REQUEST_ID, id);
+                Ok(resp)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// A new random (v4) UUID as a header value, formatted without a `String`.
+fn new_request_id() -> axum::http::HeaderValue {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    axum::http::HeaderValue::from_str(text).unwrap_or_else(|_| axum::http::HeaderValue::from_static("-"))
+}
+
 /// What [`gate`] needs: the state (metrics), request slots and the deadline
 /// (shared: the router clones it for every request).
 pub struct Gate {

@@ -12,12 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -272,8 +270,8 @@ fn rewrite_refs(v: &mut serde_json::Value) {
 }
 
 /// The complete application: the routes with the request gate (which needs
-/// the matched route), wrapped once in the request id, trace span and panic
-/// layers. Those wrap the router rather than every route, so a request
+/// the matched route), wrapped once in the request context (id and span)
+/// and panic layers. Those wrap the router rather than every route, so a request
 /// clones one small stack instead of a boxed copy of all of them.
 pub fn router(
     state: AppState,
@@ -313,17 +311,8 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(gate, middleware::gate))
         .with_state(state);
     tower::ServiceBuilder::new()
+        .layer(middleware::RequestContextLayer)
         .map_response(IntoResponse::into_response)
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(PropagateRequestIdLayer::x_request_id())
         .layer(CatchPanicLayer::custom(middleware::panicked))
         .service(routes)
 }
