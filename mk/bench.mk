@@ -6,6 +6,8 @@ CARGO ?= cargo
 
 ## bench-http: banter-registry (SQLite, Redis) next to nginx and the CNCF distribution registry, wrk at 64 and 256 connections, on loopback (release build; BENCH_DURATION, BENCH_REPEATS)
 bench-http:
+	@# redis-server comes with the test dependencies; the peers with deps-bench.
+	bash mk/deps.sh
 	bash mk/deps-bench.sh
 	$(CARGO) build --release -p banter-registry --bin banter-registry
 	python3 tests/bench/httpbench.py --duration $(or $(BENCH_DURATION),3) --repeats $(or $(BENCH_REPEATS),3)

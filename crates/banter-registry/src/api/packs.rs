@@ -69,8 +69,14 @@ pub fn content_response(
     cache: &'static str,
     bytes: Option<bytes::Bytes>,
 ) -> Response {
+    // Room for every header of this response and those the outer layers
+    // add (request id), so the map is allocated once and never grows.
+    let mut headers = header::HeaderMap::with_capacity(RESPONSE_HEADERS);
     let mut resp = match bytes {
-        Some(bytes) => Response::new(axum::body::Body::from(bytes)),
+        Some(bytes) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Response::new(axum::body::Body::from(bytes))
+        }
         None => {
             state.registry.metrics().not_modified();
             let mut r = Response::new(axum::body::Body::empty());
@@ -78,17 +84,10 @@ pub fn content_response(
             r
         }
     };
-    // Room for every header of this response and those the outer layers
-    // add (request id), so the map is allocated once and never grows.
-    *resp.headers_mut() = header::HeaderMap::with_capacity(RESPONSE_HEADERS);
-    let ok = resp.status() == StatusCode::OK;
-    let h = resp.headers_mut();
-    if ok {
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    }
-    h.insert(DIGEST, digest);
-    h.insert(header::ETAG, etag);
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(DIGEST, digest);
+    headers.insert(header::ETAG, etag);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    *resp.headers_mut() = headers;
     resp
 }
 
