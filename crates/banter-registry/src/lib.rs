@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod registry;
 pub mod resolve_cache;

@@ -1,12 +1,8 @@
 //! `banter-registry` binary: parse flags, set up logging, run, exit non-zero with one line on failure.
 
-use std::io::IsTerminal;
-
-use clap::Parser;
-use tracing_subscriber::EnvFilter;
-
 use banter_registry::cli::{Cli, Command};
-use banter_registry::config::LogFormat;
+use banter_registry::logging::LogFilter;
+use clap::Parser;
 
 /// mimalloc: a request allocates and frees many small objects across the
 /// runtime's threads, which glibc malloc serves more slowly (see docs/performance.md).
@@ -21,15 +17,7 @@ fn main() -> std::process::ExitCode {
     } else {
         "warn"
     };
-    let filter = EnvFilter::try_new(default).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match cli.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    banter_registry::logging::init(LogFilter::parse(default), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the registry (`banter_registry_*`, see docs/metrics.md).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -375,24 +376,6 @@ impl Metrics {
         self.0.scrub_completed.set(now);
     }
 
-    /// Records one HTTP request.
-    /// Labels are static strings, so a request allocates nothing here.
-    pub fn observe_http(&self, route: &'static str, method: &'static str, status: u16, elapsed: Duration) {
-        let labels = RouteLabels { route, method };
-        self.0
-            .request_duration
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
-        self.0
-            .requests
-            .get_or_create(&RequestLabels {
-                route: labels.route,
-                method: labels.method,
-                status,
-            })
-            .inc();
-    }
-
     /// Records one storage operation's latency.
     pub fn observe_storage(&self, backend: &'static str, operation: &'static str, elapsed: Duration) {
         self.0
@@ -552,5 +535,206 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.0.registry)?;
         Ok(out)
+    }
+}
+
+/// The `method` label values; any other method is `other` (a client chooses
+/// the method freely: any token, of any length).
+const METHODS: [&str; 7] = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "other"];
+
+/// The index of `method`'s label in [`METHODS`].
+fn method_index(method: &http::Method) -> usize {
+    use http::Method as M;
+    match *method {
+        M::GET => 0,
+        M::HEAD => 1,
+        M::PUT => 2,
+        M::POST => 3,
+        M::DELETE => 4,
+        M::OPTIONS => 5,
+        _ => 6,
+    }
+}
+
+/// The `method` label of `method`: one of a fixed set, never the raw method.
+pub fn method_label(method: &http::Method) -> &'static str {
+    METHODS[method_index(method)]
+}
+
+/// Request count and latency by route template and method, each series
+/// looked up once and then kept: a `Family` hashes its labels under a lock
+/// on every use, and a request used three such lookups. Templates are the
+/// router's own registered paths (a fixed, small set: never a raw path,
+/// which would explode label cardinality), each leaked once as the label.
+pub struct RouteMetrics {
+    metrics: Metrics,
+    routes: RwLock<HashMap<Box<str>, Route, foldhash::fast::RandomState>>,
+}
+
+/// One route template's series, by method.
+struct Route {
+    label: &'static str,
+    methods: [OnceLock<RouteSeries>; METHODS.len()],
+}
+
+/// One route and method: the latency histogram and a counter per status seen.
+struct RouteSeries {
+    route: &'static str,
+    method: &'static str,
+    duration: Histogram,
+    statuses: RwLock<Vec<(u16, Counter)>>,
+}
+
+/// The route label of requests no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+impl RouteMetrics {
+    /// An empty table over `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            routes: RwLock::new(HashMap::default()),
+        }
+    }
+
+    /// Records one request of `template` (`None`: no route matched).
+    pub fn observe(&self, template: Option<&str>, method: &http::Method, status: u16, elapsed: Duration) {
+        let template = template.unwrap_or(UNMATCHED);
+        let method = method_index(method);
+        if let Ok(routes) = self.routes.read()
+            && let Some(route) = routes.get(template)
+        {
+            self.series(route, method).observe(&self.metrics, status, elapsed);
+            return;
+        }
+        // The template's first request: a poisoned table only means a
+        // panic elsewhere, and its contents are still whole.
+        let mut routes = self.routes.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let route = routes.entry(template.into()).or_insert_with(|| Route {
+            label: Box::leak(template.to_owned().into_boxed_str()),
+            methods: Default::default(),
+        });
+        self.series(route, method).observe(&self.metrics, status, elapsed);
+    }
+
+    fn series<'a>(&self, route: &'a Route, method: usize) -> &'a RouteSeries {
+        route.methods[method].get_or_init(|| {
+            let labels = RouteLabels {
+                route: route.label,
+                method: METHODS[method],
+            };
+            RouteSeries {
+                route: route.label,
+                method: METHODS[method],
+                duration: self.metrics.0.request_duration.get_or_create(&labels).clone(),
+                statuses: RwLock::default(),
+            }
+        })
+    }
+}
+
+impl RouteSeries {
+    fn observe(&self, metrics: &Metrics, status: u16, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+        let counted = self.statuses.read().ok().and_then(|statuses| {
+            statuses.iter().find(|(s, _)| *s == status).map(|(_, counter)| {
+                counter.inc();
+            })
+        });
+        if counted.is_none() {
+            let mut statuses = self.statuses.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, counter)) = statuses.iter().find(|(s, _)| *s == status) {
+                counter.inc();
+            } else {
+                let counter = metrics
+                    .0
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route: self.route,
+                        method: self.method,
+                        status,
+                    })
+                    .clone();
+                counter.inc();
+                statuses.push((status, counter));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Metrics, RouteMetrics, method_label};
+    use http::Method;
+    use std::time::Duration;
+
+    #[test]
+    fn methods_map_to_a_fixed_set() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::PATCH), "other");
+        let custom = Method::from_bytes("X".repeat(60_000).as_bytes()).expect("a valid token");
+        assert_eq!(method_label(&custom), "other");
+    }
+
+    #[test]
+    fn route_series_are_the_families_own() {
+        let metrics = Metrics::default();
+        let routes = RouteMetrics::new(metrics.clone());
+        let ms = Duration::from_millis(1);
+        for _ in 0..3 {
+            routes.observe(Some("/v1/packs/{name}"), &Method::GET, 200, ms);
+        }
+        routes.observe(Some("/v1/packs/{name}"), &Method::GET, 404, ms);
+        routes.observe(
+            Some("/v1/packs/{name}"),
+            &Method::from_bytes(b"BREW").expect("a token"),
+            405,
+            ms,
+        );
+        routes.observe(None, &Method::GET, 404, ms);
+        let text = metrics.encode().expect("the exposition encodes");
+        let line = |series: &str| {
+            text.lines()
+                .find(|l| l.starts_with(series))
+                .unwrap_or_else(|| panic!("{series} missing from\n{text}"))
+                .rsplit(' ')
+                .next()
+                .map(str::to_owned)
+        };
+        let requests = "banter_registry_http_requests_total";
+        let count = "banter_registry_http_request_duration_seconds_count";
+        assert_eq!(
+            line(&format!(
+                "{requests}{{route=\"/v1/packs/{{name}}\",method=\"GET\",status=\"200\"}}"
+            ))
+            .as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            line(&format!(
+                "{requests}{{route=\"/v1/packs/{{name}}\",method=\"GET\",status=\"404\"}}"
+            ))
+            .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            line(&format!(
+                "{requests}{{route=\"/v1/packs/{{name}}\",method=\"other\",status=\"405\"}}"
+            ))
+            .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            line(&format!(
+                "{requests}{{route=\"unmatched\",method=\"GET\",status=\"404\"}}"
+            ))
+            .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            line(&format!("{count}{{route=\"/v1/packs/{{name}}\",method=\"GET\"}}")).as_deref(),
+            Some("4")
+        );
     }
 }

@@ -10,13 +10,14 @@
 //!
 //! An entry holds what a response needs, computed once: the record and the
 //! text of its `Digest`, `ETag` and `Banter-Pack-Version` headers as shared
-//! bytes, so a hit allocates nothing and copies no string.
+//! header values, so a hit allocates nothing and copies or checks no string.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::HeaderValue;
 
 use crate::storage::VersionRecord;
 
@@ -28,11 +29,11 @@ pub struct Resolved {
     /// Whether the reference was an exact version (else a tag).
     pub exact: bool,
     /// `sha256:<hex>`: the `Digest` header.
-    pub digest: Bytes,
+    pub digest: HeaderValue,
     /// `"sha256:<hex>"`: the `ETag` header.
-    pub etag: Bytes,
+    pub etag: HeaderValue,
     /// The exact version: the `Banter-Pack-Version` header.
-    pub version: Bytes,
+    pub version: HeaderValue,
 }
 
 impl Resolved {
@@ -40,13 +41,20 @@ impl Resolved {
     pub fn new(record: VersionRecord, exact: bool) -> Self {
         let digest = record.digest.to_string();
         Self {
-            etag: Bytes::from(format!("\"{digest}\"")),
-            digest: Bytes::from(digest),
-            version: Bytes::from(record.version.clone()),
+            etag: header_value(format!("\"{digest}\"")),
+            digest: header_value(digest),
+            version: header_value(record.version.clone()),
             record,
             exact,
         }
     }
+}
+
+/// `text` as a header value, checked once here so that every response
+/// clones it without checking it again. Digests and versions are ASCII by
+/// construction; anything else would be an empty value, never a panic.
+fn header_value(text: String) -> HeaderValue {
+    HeaderValue::from_maybe_shared(Bytes::from(text)).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Default time-to-live: the longest a write on another replica stays unseen.
@@ -54,11 +62,19 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// Most entries held; beyond it the map starts over (entries are cheap to refill).
 const MAX_ENTRIES: usize = 16_384;
 
+/// A seeded hash that costs a fraction of the default SipHash on short keys.
+/// Keys are pack names and references that resolved, which only a
+/// publisher can create.
+type Hasher = foldhash::quality::RandomState;
+
+/// One pack's references: what each resolved to, and when.
+type References = HashMap<String, (Arc<Resolved>, Instant), Hasher>;
+
 /// Pack name → reference → what it resolved to, and when. By pack, so a
 /// lookup borrows its key and a write forgets one pack in one step.
 #[derive(Default)]
 struct Inner {
-    packs: HashMap<String, HashMap<String, (Arc<Resolved>, Instant)>>,
+    packs: HashMap<String, References, Hasher>,
     len: usize,
     /// Writes forgotten so far (see [`Epoch`]).
     epoch: u64,
@@ -157,7 +173,8 @@ mod tests {
         cache.put("p", "stable", &resolved("1.0.0"), since);
         let hit = cache.get("p", "stable").expect("kept");
         assert_eq!(hit.record.version, "1.0.0");
-        assert_eq!(&hit.version[..], b"1.0.0");
+        assert_eq!(hit.version, "1.0.0");
+        assert_eq!(hit.etag, format!("\"{}\"", hit.record.digest).as_str());
         cache.forget("p");
         assert!(cache.get("p", "stable").is_err(), "forgotten after a write");
     }

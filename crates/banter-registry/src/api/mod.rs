@@ -15,7 +15,6 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -299,6 +298,7 @@ pub fn router(
     });
 
     let gate = Arc::new(middleware::Gate {
+        routes: crate::metrics::RouteMetrics::new(state.registry.metrics().clone()),
         state: state.clone(),
         slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests.max(1))),
         request_timeout: limits.request_timeout,
@@ -308,11 +308,9 @@ pub fn router(
         .route("/openapi.json", openapi_json)
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(gate, middleware::gate))
+        .layer(middleware::GateLayer(gate))
         .with_state(state);
     tower::ServiceBuilder::new()
         .layer(middleware::RequestContextLayer)
-        .map_response(IntoResponse::into_response)
-        .layer(CatchPanicLayer::custom(middleware::panicked))
         .service(routes)
 }

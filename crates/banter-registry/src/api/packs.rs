@@ -54,12 +54,6 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-/// A header value over shared bytes (no copy); text that is not a valid
-/// header value, which digests and versions never are, becomes empty.
-fn shared(bytes: &bytes::Bytes) -> HeaderValue {
-    HeaderValue::from_maybe_shared(bytes.clone()).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 /// Stored content with its `Digest`, `ETag` and cache policy; `None` answers
 /// 304 Not Modified (the caller found the client's copy current).
 pub fn content_response(
@@ -213,16 +207,16 @@ pub async fn get_version(
         .await?;
     let cache = if resolved.exact { EXACT_VERSION } else { REVALIDATE };
     // A current copy is answered from the resolution alone: no content read.
-    let bytes = if if_none_match.matches(&resolved.digest) {
+    let bytes = if if_none_match.matches(resolved.digest.as_bytes()) {
         None
     } else if let Some(bytes) = read {
         Some(bytes)
     } else {
         Some(state.registry.content(&resolved.record.digest).await?)
     };
-    let mut resp = content_response(&state, shared(&resolved.digest), shared(&resolved.etag), cache, bytes);
+    let mut resp = content_response(&state, resolved.digest.clone(), resolved.etag.clone(), cache, bytes);
     let h = resp.headers_mut();
-    h.insert(PACK_VERSION, shared(&resolved.version));
+    h.insert(PACK_VERSION, resolved.version.clone());
     if resolved.record.yanked {
         h.insert(PACK_YANKED, HeaderValue::from_static("true"));
     }

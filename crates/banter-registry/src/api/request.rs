@@ -105,28 +105,34 @@ pub fn query_error(e: QueryRejection) -> ApiError {
 }
 
 /// The request's `If-None-Match` values, and nothing else of its headers
-/// (the `HeaderMap` extractor would copy them all on every read).
-pub struct IfNoneMatch(Vec<axum::http::HeaderValue>);
+/// (the `HeaderMap` extractor would copy them all on every read). A client
+/// sends one such header, which is kept without allocating.
+pub struct IfNoneMatch {
+    first: Option<axum::http::HeaderValue>,
+    more: Vec<axum::http::HeaderValue>,
+}
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned().collect(),
-        ))
+        let mut values = parts.headers.get_all(header::IF_NONE_MATCH).iter().cloned();
+        Ok(Self {
+            first: values.next(),
+            more: values.collect(),
+        })
     }
 }
 
 impl IfNoneMatch {
     /// Whether the request carries the header at all.
     pub fn present(&self) -> bool {
-        !self.0.is_empty()
+        self.first.is_some()
     }
 
     /// Whether one of the values matches the entity tag `"<digest>"` (or is `*`).
     pub fn matches(&self, digest: &[u8]) -> bool {
-        self.0.iter().any(|v| {
+        self.first.iter().chain(&self.more).any(|v| {
             v.to_str().is_ok_and(|v| {
                 v.split(',')
                     .map(str::trim)

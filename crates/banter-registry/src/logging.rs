@@ -1,0 +1,277 @@
+//! Log setup: which lines are written (the filter), how (text or JSON on
+//! stderr), and the span every request runs in, whose id, method and path
+//! are on each line the request logs.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use tracing::callsite::Identifier;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::{DefaultFields, JsonFields, Writer};
+use tracing_subscriber::fmt::{FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::LogFormat;
+
+/// A filter spec in its cheapest form.
+#[derive(Debug)]
+pub enum LogFilter {
+    /// Only `target=level` directives: decided per callsite, once, with no
+    /// work per span (an [`EnvFilter`] looks every span up on enter, exit
+    /// and close, which is a measurable part of a cached read).
+    Targets(Box<Targets>),
+    /// Span or field directives (`[request]=debug`): need the env filter.
+    Env(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    /// `spec` in tracing's env-filter syntax; one that does not parse falls back to `info`.
+    pub fn parse(spec: &str) -> Self {
+        // `Targets` would read `[span]` as a target name: only plain
+        // `target=level` lists are its to parse.
+        let plain = !spec.contains(['[', ']', '{', '}']);
+        if plain && let Ok(targets) = spec.parse::<Targets>() {
+            return Self::Targets(Box::new(targets));
+        }
+        Self::Env(Box::new(
+            EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info")),
+        ))
+    }
+}
+
+/// Installs the global subscriber: `filter` decides, `format` writes to stderr.
+pub fn init(filter: LogFilter, format: LogFormat) {
+    let (targets, env) = match filter {
+        LogFilter::Targets(t) => (Some(*t), None),
+        LogFilter::Env(e) => (None, Some(*e)),
+    };
+    let ansi = std::io::stderr().is_terminal();
+    let text = matches!(format, LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(RequestFieldsFirst::text())
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+    });
+    let json = matches!(format, LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .fmt_fields(RequestFieldsFirst::json())
+            .with_writer(std::io::stderr)
+    });
+    tracing_subscriber::registry()
+        .with(targets)
+        .with(env)
+        .with(text)
+        .with(json)
+        .init();
+    // The request span's callsite, so its fields take the direct path (a
+    // span made before this, while the callsite is unknown, is formatted
+    // the general way: the same text, more slowly).
+    if let Some(meta) = request_span("", "", "").metadata() {
+        let _ = REQUEST_SPAN.set(meta.callsite());
+    }
+}
+
+/// The span a request runs in. Its fields are `&str`, which the formatter
+/// below writes as they are: a method token, a request path and a request
+/// id of visible ASCII (`x-request-id` that is not is replaced) hold no
+/// space, quote, control character or escape.
+pub fn request_span(method: &str, path: &str, request_id: &str) -> tracing::Span {
+    tracing::info_span!("request", method, path, request_id)
+}
+
+/// The callsite of [`request_span`], once the subscriber is installed.
+static REQUEST_SPAN: OnceLock<Identifier> = OnceLock::new();
+
+/// Field formatting as `tracing-subscriber`'s own (`N`), except for the
+/// request span, whose three strings are written straight into the span's
+/// text. The general formatters style each name and go through
+/// `fmt::Debug` for every value, and a span's fields are formatted when it
+/// is made, for every request: that was the largest part of its logging
+/// cost although a successful read logs nothing.
+#[derive(Debug, Default)]
+pub struct RequestFieldsFirst<N> {
+    inner: N,
+    json: bool,
+}
+
+impl RequestFieldsFirst<DefaultFields> {
+    /// Text lines: `method=GET path=/v1/packs request_id=…`, as `DefaultFields` writes them.
+    pub fn text() -> Self {
+        Self {
+            inner: DefaultFields::new(),
+            json: false,
+        }
+    }
+}
+
+impl RequestFieldsFirst<JsonFields> {
+    /// JSON lines: `{"method":"GET","path":"/v1/packs","request_id":"…"}`, as `JsonFields` writes them.
+    pub fn json() -> Self {
+        Self {
+            inner: JsonFields::new(),
+            json: true,
+        }
+    }
+}
+
+impl<'w, N> FormatFields<'w> for RequestFieldsFirst<N>
+where
+    N: for<'a> FormatFields<'a>,
+{
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        // Styled (terminal) output is for people, not for speed.
+        if let Some(request) = REQUEST_SPAN.get()
+            && !writer.has_ansi_escapes()
+        {
+            let mut direct = Direct {
+                request,
+                json: self.json,
+                writer: &mut writer,
+                written: 0,
+                other: false,
+                result: Ok(()),
+            };
+            fields.record(&mut direct);
+            if !direct.other {
+                if direct.json && direct.written > 0 {
+                    direct.writer.write_char('}')?;
+                }
+                return direct.result;
+            }
+        }
+        self.inner.format_fields(writer, fields)
+    }
+
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
+        if !self.json {
+            if !current.fields.is_empty() {
+                current.fields.push(' ');
+            }
+            return self.format_fields(current.as_writer(), fields);
+        }
+        // JSON: the new fields merge into the object already written.
+        let mut added = String::new();
+        self.inner.format_fields(Writer::new(&mut added), fields)?;
+        let parse = |text: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text);
+        let mut merged = if current.fields.is_empty() {
+            serde_json::Map::new()
+        } else {
+            parse(&current.fields).map_err(|_| fmt::Error)?
+        };
+        merged.extend(parse(&added).map_err(|_| fmt::Error)?);
+        current.fields = serde_json::Value::Object(merged).to_string();
+        Ok(())
+    }
+}
+
+/// Writes the request span's fields; notes any other field set, which the
+/// general formatter then writes (before this has written anything: the
+/// first field decides).
+struct Direct<'a, 'w> {
+    request: &'a Identifier,
+    json: bool,
+    writer: &'a mut Writer<'w>,
+    written: usize,
+    other: bool,
+    result: fmt::Result,
+}
+
+impl Visit for Direct<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.other || self.result.is_err() {
+            return;
+        }
+        if field.callsite() != *self.request {
+            self.other = true;
+            return;
+        }
+        let w = &mut *self.writer;
+        self.result = if self.json {
+            let open = if self.written == 0 { '{' } else { ',' };
+            w.write_char(open)
+                .and_then(|()| json_string(w, field.name()))
+                .and_then(|()| w.write_char(':'))
+                .and_then(|()| json_string(w, value))
+        } else {
+            let sep = if self.written == 0 { "" } else { " " };
+            // Plain writes: `write!` would go through the formatting machinery.
+            w.write_str(sep)
+                .and_then(|()| w.write_str(field.name()))
+                .and_then(|()| w.write_char('='))
+                .and_then(|()| w.write_str(value))
+        };
+        self.written += 1;
+    }
+
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {
+        // The request span records strings only: anything else is another field set.
+        if self.written == 0 {
+            self.other = true;
+        }
+    }
+}
+
+/// `text` as a JSON string.
+fn json_string(w: &mut Writer<'_>, text: &str) -> fmt::Result {
+    w.write_char('"')?;
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        let escaped = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            c if c.is_control() => "",
+            _ => continue,
+        };
+        w.write_str(&text[start..i])?;
+        if escaped.is_empty() {
+            write!(w, "\\u{:04x}", u32::from(c))?;
+        } else {
+            w.write_str(escaped)?;
+        }
+        start = i + c.len_utf8();
+    }
+    w.write_str(&text[start..])?;
+    w.write_char('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogFilter;
+    use tracing::Level;
+    use tracing_subscriber::filter::LevelFilter;
+
+    #[test]
+    fn target_directives_become_a_static_filter() {
+        let LogFilter::Targets(t) = LogFilter::parse("warn,banter_registry=debug") else {
+            panic!("expected a static filter");
+        };
+        assert!(t.would_enable("banter_registry::api", &Level::DEBUG));
+        assert!(!t.would_enable("banter_registry::api", &Level::TRACE));
+        assert!(!t.would_enable("hyper", &Level::INFO));
+        assert!(t.would_enable("hyper", &Level::WARN));
+        let LogFilter::Targets(t) = LogFilter::parse("info") else {
+            panic!("expected a static filter");
+        };
+        assert_eq!(t.default_level(), Some(LevelFilter::INFO));
+    }
+
+    #[test]
+    fn span_directives_keep_the_env_filter_and_nonsense_falls_back_to_info() {
+        assert!(matches!(LogFilter::parse("[request]=debug"), LogFilter::Env(_)));
+        assert!(matches!(
+            LogFilter::parse("banter_registry[request{path}]=trace"),
+            LogFilter::Env(_)
+        ));
+        let LogFilter::Env(e) = LogFilter::parse("=][=") else {
+            panic!("expected the fallback");
+        };
+        assert_eq!(e.max_level_hint(), Some(LevelFilter::INFO));
+    }
+}
