@@ -2,7 +2,7 @@
 //! stderr), and the span every request runs in, whose id, method and path
 //! are on each line the request logs.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
@@ -130,10 +130,11 @@ where
         if let Some(request) = REQUEST_SPAN.get()
             && !writer.has_ansi_escapes()
         {
+            let mut staged = Staged::default();
             let mut direct = Direct {
                 request,
                 json: self.json,
-                writer: &mut writer,
+                writer: &mut staged,
                 written: 0,
                 other: false,
                 result: Ok(()),
@@ -143,7 +144,8 @@ where
                 if direct.json && direct.written > 0 {
                     direct.writer.write_char('}')?;
                 }
-                return direct.result;
+                direct.result?;
+                return writer.write_str(staged.as_str()?);
             }
         }
         self.inner.format_fields(writer, fields)
@@ -174,16 +176,16 @@ where
 /// Writes the request span's fields; notes any other field set, which the
 /// general formatter then writes (before this has written anything: the
 /// first field decides).
-struct Direct<'a, 'w> {
+struct Direct<'a> {
     request: &'a Identifier,
     json: bool,
-    writer: &'a mut Writer<'w>,
+    writer: &'a mut Staged,
     written: usize,
     other: bool,
     result: fmt::Result,
 }
 
-impl Visit for Direct<'_, '_> {
+impl Visit for Direct<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.other || self.result.is_err() {
             return;
@@ -218,8 +220,57 @@ impl Visit for Direct<'_, '_> {
     }
 }
 
+/// Text put together on the stack, so that the span's own string is
+/// allocated once at its final size instead of growing write by write.
+struct Staged {
+    buf: [u8; 256],
+    len: usize,
+    /// Where the text goes once it outgrows the buffer.
+    spilled: String,
+}
+
+impl Default for Staged {
+    fn default() -> Self {
+        Self {
+            buf: [0; 256],
+            len: 0,
+            spilled: String::new(),
+        }
+    }
+}
+
+impl Staged {
+    fn as_str(&self) -> Result<&str, fmt::Error> {
+        if self.spilled.is_empty() {
+            // Only whole `&str`s are ever copied in: always UTF-8.
+            std::str::from_utf8(&self.buf[..self.len]).map_err(|_| fmt::Error)
+        } else {
+            Ok(&self.spilled)
+        }
+    }
+}
+
+impl fmt::Write for Staged {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if self.spilled.is_empty()
+            && let Some(room) = self.buf.get_mut(self.len..end)
+        {
+            room.copy_from_slice(s.as_bytes());
+            self.len = end;
+            return Ok(());
+        }
+        if self.spilled.is_empty() {
+            let staged = std::str::from_utf8(&self.buf[..self.len]).map_err(|_| fmt::Error)?;
+            self.spilled.push_str(staged);
+        }
+        self.spilled.push_str(s);
+        Ok(())
+    }
+}
+
 /// `text` as a JSON string.
-fn json_string(w: &mut Writer<'_>, text: &str) -> fmt::Result {
+fn json_string(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
     w.write_char('"')?;
     let mut start = 0;
     for (i, c) in text.char_indices() {
