@@ -70,9 +70,13 @@ pub fn init(filter: LogFilter, format: LogFormat) {
         .with(text)
         .with(json)
         .init();
-    // The request span's callsite, so its fields take the direct path (a
-    // span made before this, while the callsite is unknown, is formatted
-    // the general way: the same text, more slowly).
+    learn_request_span();
+}
+
+/// Notes the request span's callsite, so its fields take the direct path.
+/// Called once the subscriber is installed and before any request (a
+/// request span made earlier would go the general way, its values quoted).
+fn learn_request_span() {
     if let Some(meta) = request_span("", "", "").metadata() {
         let _ = REQUEST_SPAN.set(meta.callsite());
     }
@@ -294,9 +298,106 @@ fn json_string(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
 
 #[cfg(test)]
 mod tests {
-    use super::LogFilter;
+    use super::{LogFilter, RequestFieldsFirst, learn_request_span, request_span};
+    use std::sync::{Arc, Mutex};
     use tracing::Level;
     use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut out = self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Capture {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().expect("not poisoned").clone()).expect("UTF-8 logs")
+        }
+    }
+
+    /// A request line and a line in another span, as the subscriber of `json` writes them.
+    fn log_lines(json: bool) -> Vec<String> {
+        let out = Capture::default();
+        let writer = out.clone();
+        let make = move || writer.clone();
+        let dispatch = if json {
+            let layer = tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .fmt_fields(RequestFieldsFirst::json())
+                .with_writer(make);
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+        } else {
+            let layer = tracing_subscriber::fmt::layer()
+                .fmt_fields(RequestFieldsFirst::text())
+                .with_ansi(false)
+                .with_writer(make);
+            tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            learn_request_span();
+            request_span("PUT", "/v1/packs/a\"b\\c", "req-7").in_scope(|| {
+                tracing::info!(pack = "p", "published");
+            });
+            tracing::info_span!("other", n = 3, s = "x").in_scope(|| tracing::info!("elsewhere"));
+        });
+        out.text().lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn request_span_fields_are_written_directly_and_others_as_before() {
+        let text = log_lines(false);
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains("request{method=PUT path=/v1/packs/a\"b\\c request_id=req-7}: ")
+                && text[0].ends_with("published pack=\"p\""),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].contains("other{n=3 s=\"x\"}: ") && text[1].ends_with("elsewhere"),
+            "{}",
+            text[1]
+        );
+
+        let json: Vec<serde_json::Value> = log_lines(true)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        assert_eq!(json.len(), 2, "{json:?}");
+        let span = &json[0]["span"];
+        assert_eq!(
+            (&span["name"], &span["method"], &span["path"], &span["request_id"]),
+            (
+                &"request".into(),
+                &"PUT".into(),
+                &"/v1/packs/a\"b\\c".into(),
+                &"req-7".into()
+            ),
+            "{}",
+            json[0]
+        );
+        assert_eq!(
+            (&json[0]["message"], &json[0]["pack"]),
+            (&"published".into(), &"p".into())
+        );
+        assert_eq!(
+            (&json[1]["span"]["n"], &json[1]["span"]["s"]),
+            (&3.into(), &"x".into()),
+            "{}",
+            json[1]
+        );
+    }
 
     #[test]
     fn target_directives_become_a_static_filter() {

@@ -50,16 +50,19 @@ where
 {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = BoxFuture;
+    type Future = GateFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> BoxFuture {
+    fn call(&mut self, req: Request) -> Self::Future {
         let gate = self.gate.clone();
         let start = tokio::time::Instant::now();
         let in_flight = gate.state.registry.metrics().in_flight();
+        // The route and method are all the metrics need of the request.
+        let template = req.extensions().get::<MatchedPath>().cloned();
+        let method = req.method().clone();
         let permit = if UNLIMITED.contains(&req.uri().path()) {
             None
         } else {
@@ -73,53 +76,125 @@ where
                     )
                     .retry_after(1)
                     .into_response();
-                    drop(in_flight);
-                    gate.observe(&req, &resp, start);
-                    return Box::pin(std::future::ready(Ok(resp)));
+                    return GateFuture {
+                        served: Served::Answered { response: Some(resp) },
+                        deadline: None,
+                        tally: Tally {
+                            gate,
+                            start,
+                            template,
+                            method,
+                            permit: None,
+                            in_flight: Some(in_flight),
+                        },
+                    };
                 }
             }
         };
-        // The route and method are all the metrics need of the request.
-        let template = req.extensions().get::<MatchedPath>().cloned();
-        let method = req.method().clone();
         // The service that was made ready serves this request; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let mut served = std::pin::pin!(inner.call(req));
-            // Most requests (every cached read) finish in their first poll:
-            // the deadline's timer is set only for one that has to wait.
-            let first = std::future::poll_fn(|cx| std::task::Poll::Ready(served.as_mut().poll(cx))).await;
-            let resp = match first {
-                std::task::Poll::Ready(Ok(resp)) => resp,
-                std::task::Poll::Pending => match tokio::time::timeout_at(start + gate.request_timeout, served).await {
-                    Ok(Ok(resp)) => resp,
-                    Err(_) => ApiError::new(
+        GateFuture {
+            served: Served::Serving {
+                future: inner.call(req),
+            },
+            deadline: None,
+            tally: Tally {
+                gate,
+                start,
+                template,
+                method,
+                permit,
+                in_flight: Some(in_flight),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`GateService`]: the request served within its
+    /// deadline, then counted. A named type rather than a boxed `async`
+    /// block, so a request allocates no future here (the router boxes
+    /// each route's future already).
+    pub struct GateFuture<F> {
+        #[pin]
+        served: Served<F>,
+        // Set only once the request has had to wait: most never do, and
+        // a timer costs a registration and a removal.
+        #[pin]
+        deadline: Option<tokio::time::Sleep>,
+        tally: Tally,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Being served, or answered by the gate itself (429).
+    #[project = ServedProj]
+    enum Served<F> {
+        Serving { #[pin] future: F },
+        Answered { response: Option<Response> },
+    }
+}
+
+/// What the gate holds for a request until it is answered and counted.
+struct Tally {
+    gate: Arc<Gate>,
+    start: tokio::time::Instant,
+    template: Option<MatchedPath>,
+    method: axum::http::Method,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    in_flight: Option<crate::metrics::InFlight>,
+}
+
+impl<F> Future for GateFuture<F>
+where
+    F: Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let mut this = self.project();
+        let served = match this.served.project() {
+            ServedProj::Serving { future } => future.poll(cx),
+            ServedProj::Answered { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error").into_response()
+            }))),
+        };
+        let tally = &mut *this.tally;
+        let resp = match served {
+            Poll::Ready(Ok(resp)) => resp,
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => {
+                if this.deadline.is_none() {
+                    let at = tally.start + tally.gate.request_timeout;
+                    this.deadline.set(Some(tokio::time::sleep_until(at)));
+                }
+                match this.deadline.as_mut().as_pin_mut().map(|d| d.poll(cx)) {
+                    Some(Poll::Ready(())) => ApiError::new(
                         StatusCode::REQUEST_TIMEOUT,
                         "REQUEST_TIMEOUT",
                         format!(
                             "the request did not complete within {} ms",
-                            gate.request_timeout.as_millis()
+                            tally.gate.request_timeout.as_millis()
                         ),
                     )
                     .into_response(),
-                },
-            };
-            drop(permit);
-            drop(in_flight);
-            gate.routes.observe(
-                template.as_ref().map(MatchedPath::as_str),
-                &method,
-                resp.status().as_u16(),
-                start.elapsed(),
-            );
-            Ok(resp)
-        })
+                    _ => return Poll::Pending,
+                }
+            }
+        };
+        tally.permit.take();
+        tally.in_flight.take();
+        tally.gate.routes.observe(
+            tally.template.as_ref().map(MatchedPath::as_str),
+            &tally.method,
+            resp.status().as_u16(),
+            tally.start.elapsed(),
+        );
+        Poll::Ready(Ok(resp))
     }
 }
-
-/// The future of the request layers.
-type BoxFuture = std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
 
 /// The request id header: a client's own is kept, else one is made.
 const X_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
@@ -148,15 +223,6 @@ pub struct RequestContext<S> {
     inner: S,
 }
 
-impl Gate {
-    /// Records a request answered by the gate itself.
-    fn observe(&self, req: &Request, resp: &Response, start: tokio::time::Instant) {
-        let template = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-        self.routes
-            .observe(template, req.method(), resp.status().as_u16(), start.elapsed());
-    }
-}
-
 impl<S> tower::Service<Request> for RequestContext<S>
 where
     S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
@@ -164,14 +230,13 @@ where
 {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = BoxFuture;
+    type Future = RequestFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        use tracing::Instrument;
         let id = match req.headers().get(&X_REQUEST_ID) {
             Some(id) => id.clone(),
             None => new_request_id(),
@@ -180,24 +245,66 @@ where
         // The service that was made ready serves this request; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(
-            async move {
-                // A panic in a handler (or in making its future) answers 500
-                // and the connection and the server go on.
-                let served = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
-                    Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-                    Err(payload) => Err(payload),
-                };
-                let mut resp = match served {
-                    Ok(Ok(resp)) => resp,
-                    Ok(Err(never)) => match never {},
-                    Err(payload) => panicked(payload),
-                };
-                resp.headers_mut().insert(X_REQUEST_ID, id);
-                Ok(resp)
-            }
-            .instrument(span),
-        )
+        // A panic in a handler, or in making its future, answers 500 and
+        // the connection and the server go on.
+        let served = match span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req)))) {
+            Ok(future) => InContext::Serving {
+                future: AssertUnwindSafe(future).catch_unwind(),
+            },
+            Err(payload) => InContext::Panicked { payload: Some(payload) },
+        };
+        RequestFuture {
+            served,
+            span,
+            id: Some(id),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RequestContext`]: the request served inside its
+    /// span, its id added to the response. A named type rather than a
+    /// boxed `async` block, so a request allocates no future here.
+    pub struct RequestFuture<F> {
+        #[pin]
+        served: InContext<F>,
+        span: tracing::Span,
+        id: Option<axum::http::HeaderValue>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Being served (a panic caught), or already panicked when called.
+    #[project = InContextProj]
+    enum InContext<F> {
+        Serving { #[pin] future: futures::future::CatchUnwind<AssertUnwindSafe<F>> },
+        Panicked { payload: Option<Box<dyn Any + Send + 'static>> },
+    }
+}
+
+impl<F> Future for RequestFuture<F>
+where
+    F: Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = self.project();
+        let _entered = this.span.enter();
+        let mut resp = match this.served.project() {
+            InContextProj::Serving { future } => match future.poll(cx) {
+                Poll::Ready(Ok(Ok(resp))) => resp,
+                Poll::Ready(Ok(Err(never))) => match never {},
+                Poll::Ready(Err(payload)) => panicked(payload),
+                Poll::Pending => return Poll::Pending,
+            },
+            InContextProj::Panicked { payload } => panicked(payload.take().unwrap_or_else(|| Box::new(()))),
+        };
+        if let Some(id) = this.id.take() {
+            resp.headers_mut().insert(X_REQUEST_ID, id);
+        }
+        Poll::Ready(Ok(resp))
     }
 }
 

@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{PathRejection, QueryRejection, RawPathParamsRejection};
+use axum::extract::{Path, Query, RawPathParams, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::model::{PackList, PackResponse, PublishResponse, TagRequest, TagResponse, YankResponse};
-use super::request::{IfNoneMatch, PACK_MEDIA_TYPES, authorize, path_error, query_error, read_body, require_json};
+use super::request::{
+    IfNoneMatch, PACK_MEDIA_TYPES, authorize, path_error, query_error, read_body, require_json, two_params,
+};
 use crate::registry::Published;
 
 /// Default page size of the listing.
@@ -195,15 +197,15 @@ pub async fn publish(
 )]
 pub async fn get_version(
     State(state): State<AppState>,
-    path: Result<Path<(String, String)>, PathRejection>,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
-    let Path((name, reference)) = path.map_err(path_error)?;
+    let (name, reference) = two_params(&params)?;
     // A client that sends If-None-Match most likely has the content: its
     // read asks storage for the record only.
     let (resolved, read) = state
         .registry
-        .resolve_for_read(&name, &reference, !if_none_match.present())
+        .resolve_for_read(name, reference, !if_none_match.present())
         .await?;
     let cache = if resolved.exact { EXACT_VERSION } else { REVALIDATE };
     // A current copy is answered from the resolution alone: no content read.
