@@ -2,11 +2,13 @@
 
 mod blobs;
 pub mod error;
+mod fallback;
+mod gate;
 mod meta;
-mod middleware;
 pub mod model;
 mod packs;
 mod request;
+mod request_context;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,7 +299,7 @@ pub fn router(
         }
     });
 
-    let gate = Arc::new(middleware::Gate {
+    let gate = Arc::new(gate::Gate {
         routes: crate::metrics::RouteMetrics::new(state.registry.metrics().clone()),
         state: state.clone(),
         slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_requests.max(1))),
@@ -306,11 +308,11 @@ pub fn router(
 
     let routes = routes
         .route("/openapi.json", openapi_json)
-        .fallback(middleware::not_found)
-        .method_not_allowed_fallback(middleware::method_not_allowed)
-        .layer(middleware::GateLayer(gate))
+        .fallback(fallback::not_found)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .layer(gate::GateLayer(gate))
         .with_state(state);
     tower::ServiceBuilder::new()
-        .layer(middleware::RequestContextLayer)
+        .layer(request_context::RequestContextLayer)
         .service(routes)
 }
