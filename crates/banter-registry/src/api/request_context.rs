@@ -62,8 +62,9 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         // A panic in a handler, or in making its future, answers 500 and
-        // the connection and the server go on.
-        let served = match span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req)))) {
+        // the connection and the server go on. Making the future logs
+        // nothing (routing), so the span is entered only to serve it.
+        let served = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
             Ok(future) => InContext::Serving {
                 future: AssertUnwindSafe(future).catch_unwind(),
             },
