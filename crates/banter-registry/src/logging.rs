@@ -200,10 +200,11 @@ impl Visit for Direct<'_> {
         }
         let w = &mut *self.writer;
         self.result = if self.json {
-            let open = if self.written == 0 { '{' } else { ',' };
-            w.write_char(open)
-                .and_then(|()| json_string(w, field.name()))
-                .and_then(|()| w.write_char(':'))
+            // Field names are Rust identifiers: nothing in them to escape.
+            let open = if self.written == 0 { "{\"" } else { ",\"" };
+            w.write_str(open)
+                .and_then(|()| w.write_str(field.name()))
+                .and_then(|()| w.write_str("\":"))
                 .and_then(|()| json_string(w, value))
         } else {
             let sep = if self.written == 0 { "" } else { " " };
@@ -273,26 +274,29 @@ impl fmt::Write for Staged {
     }
 }
 
-/// `text` as a JSON string.
+/// `text` as a JSON string: `"`, `\\` and control characters below U+0020
+/// escaped, as JSON requires. Those are all ASCII, and UTF-8 never uses an
+/// ASCII byte inside a longer character, so a byte scan finds them and the
+/// runs between are written whole.
 fn json_string(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
     w.write_char('"')?;
     let mut start = 0;
-    for (i, c) in text.char_indices() {
-        let escaped = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            c if c.is_control() => "",
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0..=0x1f => "",
             _ => continue,
         };
-        w.write_str(&text[start..i])?;
+        w.write_str(text.get(start..i).ok_or(fmt::Error)?)?;
         if escaped.is_empty() {
-            write!(w, "\\u{:04x}", u32::from(c))?;
+            write!(w, "\\u{:04x}", b)?;
         } else {
             w.write_str(escaped)?;
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
-    w.write_str(&text[start..])?;
+    w.write_str(text.get(start..).ok_or(fmt::Error)?)?;
     w.write_char('"')
 }
 
@@ -346,7 +350,7 @@ mod tests {
         };
         tracing::dispatcher::with_default(&dispatch, || {
             learn_request_span();
-            request_span("PUT", "/v1/packs/a\"b\\c", "req-7").in_scope(|| {
+            request_span("PUT", "/v1/packs/a\"b\\c", "req-7\t").in_scope(|| {
                 tracing::info!(pack = "p", "published");
             });
             tracing::info_span!("other", n = 3, s = "x").in_scope(|| tracing::info!("elsewhere"));
@@ -359,7 +363,7 @@ mod tests {
         let text = log_lines(false);
         assert_eq!(text.len(), 2, "{text:?}");
         assert!(
-            text[0].contains("request{method=PUT path=/v1/packs/a\"b\\c request_id=req-7}: ")
+            text[0].contains("request{method=PUT path=/v1/packs/a\"b\\c request_id=req-7\t}: ")
                 && text[0].ends_with("published pack=\"p\""),
             "{}",
             text[0]
@@ -382,7 +386,7 @@ mod tests {
                 &"request".into(),
                 &"PUT".into(),
                 &"/v1/packs/a\"b\\c".into(),
-                &"req-7".into()
+                &"req-7\t".into()
             ),
             "{}",
             json[0]

@@ -565,7 +565,8 @@ pub fn method_label(method: &http::Method) -> &'static str {
 /// looked up once and then kept: a `Family` hashes its labels under a lock
 /// on every use, and a request used three such lookups. Templates are the
 /// router's own registered paths (a fixed, small set: never a raw path,
-/// which would explode label cardinality), each leaked once as the label.
+/// which would explode label cardinality), each leaked once per table as
+/// the label (a server builds one router, and so one table).
 pub struct RouteMetrics {
     metrics: Metrics,
     routes: RwLock<HashMap<Box<str>, Route, foldhash::fast::RandomState>>,
