@@ -162,18 +162,12 @@ where
             }
             return self.format_fields(current.as_writer(), fields);
         }
-        // JSON: the new fields merge into the object already written.
-        let mut added = String::new();
-        self.inner.format_fields(Writer::new(&mut added), fields)?;
-        let parse = |text: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text);
-        let mut merged = if current.fields.is_empty() {
-            serde_json::Map::new()
-        } else {
-            parse(&current.fields).map_err(|_| fmt::Error)?
-        };
-        merged.extend(parse(&added).map_err(|_| fmt::Error)?);
-        current.fields = serde_json::Value::Object(merged).to_string();
-        Ok(())
+        // JSON: `JsonFields` merges the new fields into the object already
+        // written (JSON lines are never styled, so nothing is lost in the move).
+        let mut theirs = FormattedFields::<N>::new(std::mem::take(&mut current.fields));
+        let merged = self.inner.add_fields(&mut theirs, fields);
+        current.fields = theirs.fields;
+        merged
     }
 }
 
@@ -331,6 +325,16 @@ mod tests {
 
     /// A request line and a line in another span, as the subscriber of `json` writes them.
     fn log_lines(json: bool) -> Vec<String> {
+        logged(json, || {
+            request_span("PUT", "/v1/packs/a\"b\\c", "req-7\t").in_scope(|| {
+                tracing::info!(pack = "p", "published");
+            });
+            tracing::info_span!("other", n = 3, s = "x").in_scope(|| tracing::info!("elsewhere"));
+        })
+    }
+
+    /// The lines `body` logs, as the subscriber of `json` writes them.
+    fn logged(json: bool, body: impl FnOnce()) -> Vec<String> {
         let out = Capture::default();
         let writer = out.clone();
         let make = move || writer.clone();
@@ -350,10 +354,7 @@ mod tests {
         };
         tracing::dispatcher::with_default(&dispatch, || {
             learn_request_span();
-            request_span("PUT", "/v1/packs/a\"b\\c", "req-7\t").in_scope(|| {
-                tracing::info!(pack = "p", "published");
-            });
-            tracing::info_span!("other", n = 3, s = "x").in_scope(|| tracing::info!("elsewhere"));
+            body();
         });
         out.text().lines().map(str::to_owned).collect()
     }
@@ -429,5 +430,22 @@ mod tests {
             panic!("expected the fallback");
         };
         assert_eq!(e.max_level_hint(), Some(LevelFilter::INFO));
+    }
+
+    #[test]
+    fn fields_recorded_later_join_the_span() {
+        let body = || {
+            let span = tracing::info_span!("later", n = 3, extra = tracing::field::Empty);
+            span.record("extra", "x");
+            span.in_scope(|| tracing::info!("recorded"));
+        };
+        let text = logged(false, body);
+        assert!(text[0].contains("later{n=3 extra=\"x\"}: "), "{}", text[0]);
+        let json: serde_json::Value = serde_json::from_str(&logged(true, body)[0]).expect("JSON");
+        assert_eq!(
+            (&json["span"]["n"], &json["span"]["extra"]),
+            (&3.into(), &"x".into()),
+            "{json}"
+        );
     }
 }

@@ -580,8 +580,7 @@ struct Route {
 
 /// One route and method: the latency histogram and a counter per status seen.
 struct RouteSeries {
-    route: &'static str,
-    method: &'static str,
+    labels: RouteLabels,
     duration: Histogram,
     statuses: RwLock<Vec<(u16, Counter)>>,
 }
@@ -625,9 +624,8 @@ impl RouteMetrics {
                 method: METHODS[method],
             };
             RouteSeries {
-                route: route.label,
-                method: METHODS[method],
                 duration: self.metrics.0.request_duration.get_or_create(&labels).clone(),
+                labels,
                 statuses: RwLock::default(),
             }
         })
@@ -651,8 +649,8 @@ impl RouteSeries {
                     .0
                     .requests
                     .get_or_create(&RequestLabels {
-                        route: self.route,
-                        method: self.method,
+                        route: self.labels.route,
+                        method: self.labels.method,
                         status,
                     })
                     .clone();

@@ -39,15 +39,20 @@ pub struct Resolved {
 impl Resolved {
     /// The entry for `record`, resolved from an exact version or a tag.
     pub fn new(record: VersionRecord, exact: bool) -> Self {
-        let digest = record.digest.to_string();
+        let (digest, etag) = digest_headers(&record.digest.to_string());
         Self {
-            etag: header_value(format!("\"{digest}\"")),
-            digest: header_value(digest),
+            digest,
+            etag,
             version: header_value(record.version.clone()),
             record,
             exact,
         }
     }
+}
+
+/// The `Digest` (`sha256:<hex>`) and `ETag` (`"sha256:<hex>"`) header values of `digest`.
+pub fn digest_headers(digest: &str) -> (HeaderValue, HeaderValue) {
+    (header_value(digest.to_owned()), header_value(format!("\"{digest}\"")))
 }
 
 /// `text` as a header value, checked once here so that every response

@@ -7,8 +7,9 @@ use axum::response::Response;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::packs::{IMMUTABLE, content_response, digest_headers};
+use super::packs::{IMMUTABLE, content_response};
 use super::request::{IfNoneMatch, path_error};
+use crate::resolve_cache::digest_headers;
 
 /// Fetch bytes by digest; the digest is verified on every read.
 #[utoipa::path(

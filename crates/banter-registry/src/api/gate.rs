@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::future::Either;
 use tokio::sync::Semaphore;
 
 use super::AppState;
@@ -57,56 +58,46 @@ where
         let gate = self.gate.clone();
         let start = tokio::time::Instant::now();
         let in_flight = gate.state.registry.metrics().in_flight();
-        // The route and method are all the metrics need of the request.
-        let template = req.extensions().get::<MatchedPath>().cloned();
-        let method = req.method().clone();
-        let permit = if UNLIMITED.contains(&req.uri().path()) {
-            None
+        let slot = if UNLIMITED.contains(&req.uri().path()) {
+            Ok(None)
         } else {
-            match gate.slots.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    let resp = ApiError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "TOO_MANY_REQUESTS",
-                        "the registry is at its concurrent request limit; retry shortly",
-                    )
-                    .retry_after(1)
-                    .into_response();
-                    return GateFuture {
-                        served: Served::Answered { response: Some(resp) },
-                        deadline: None,
-                        tally: Tally {
-                            gate,
-                            start,
-                            template,
-                            method,
-                            permit: None,
-                            in_flight: Some(in_flight),
-                        },
-                    };
-                }
-            }
+            gate.slots.clone().try_acquire_owned().map(Some)
         };
-        // The service that was made ready serves this request; a clone takes its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut tally = Tally {
+            // The route and method are all the metrics need of the request.
+            template: req.extensions().get::<MatchedPath>().cloned(),
+            method: req.method().clone(),
+            gate,
+            start,
+            permit: None,
+            in_flight: Some(in_flight),
+        };
+        let served = match slot {
+            Ok(permit) => {
+                tally.permit = permit;
+                // The service that was made ready serves this request; a clone takes its place.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Either::Left(inner.call(req))
+            }
+            Err(_) => Either::Right(std::future::ready(Ok(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                "the registry is at its concurrent request limit; retry shortly",
+            )
+            .retry_after(1)
+            .into_response()))),
+        };
         GateFuture {
-            served: Served::Serving {
-                future: inner.call(req),
-            },
+            served,
             deadline: None,
-            tally: Tally {
-                gate,
-                start,
-                template,
-                method,
-                permit,
-                in_flight: Some(in_flight),
-            },
+            tally,
         }
     }
 }
+
+/// What a request's gate future waits on: the service, or the gate's own answer (429).
+type Served<F> = Either<F, std::future::Ready<Result<Response, std::convert::Infallible>>>;
 
 pin_project_lite::pin_project! {
     /// The future of [`GateService`]: the request served within its
@@ -121,15 +112,6 @@ pin_project_lite::pin_project! {
         #[pin]
         deadline: Option<tokio::time::Sleep>,
         tally: Tally,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Being served, or answered by the gate itself (429).
-    #[project = ServedProj]
-    enum Served<F> {
-        Serving { #[pin] future: F },
-        Answered { response: Option<Response> },
     }
 }
 
@@ -152,14 +134,8 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         use std::task::Poll;
         let mut this = self.project();
-        let served = match this.served.project() {
-            ServedProj::Serving { future } => future.poll(cx),
-            ServedProj::Answered { response } => Poll::Ready(Ok(response.take().unwrap_or_else(|| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error").into_response()
-            }))),
-        };
         let tally = &mut *this.tally;
-        let resp = match served {
+        let resp = match this.served.poll(cx) {
             Poll::Ready(Ok(resp)) => resp,
             Poll::Ready(Err(never)) => match never {},
             Poll::Pending => {

@@ -15,6 +15,7 @@ use super::request::{
     IfNoneMatch, PACK_MEDIA_TYPES, authorize, path_error, query_error, read_body, require_json, two_params,
 };
 use crate::registry::Published;
+use crate::resolve_cache::digest_headers;
 
 /// Default page size of the listing.
 pub const DEFAULT_PAGE: usize = 100;
@@ -46,10 +47,6 @@ pub struct ListQuery {
     pub n: Option<String>,
     /// Return names strictly after this one (the last name of the previous page).
     pub last: Option<String>,
-}
-
-fn etag(digest: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{digest}\"")).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -97,11 +94,6 @@ const DIGEST: header::HeaderName = header::HeaderName::from_static("digest");
 const PACK_VERSION: header::HeaderName = header::HeaderName::from_static("banter-pack-version");
 /// Present when that version is yanked.
 const PACK_YANKED: header::HeaderName = header::HeaderName::from_static("banter-pack-yanked");
-
-/// A blob's `Digest` and `ETag` values for `digest` (`sha256:<hex>`).
-pub fn digest_headers(digest: &str) -> (HeaderValue, HeaderValue) {
-    (header_value(digest), etag(digest))
-}
 
 /// Publish a pack version.
 #[utoipa::path(
@@ -172,8 +164,9 @@ pub async fn publish(
         .into_response();
     let h = resp.headers_mut();
     h.insert(header::LOCATION, header_value(&location));
-    h.insert(DIGEST, header_value(&digest));
-    h.insert(header::ETAG, etag(&digest));
+    let (digest, etag) = digest_headers(&digest);
+    h.insert(DIGEST, digest);
+    h.insert(header::ETAG, etag);
     Ok(resp)
 }
 

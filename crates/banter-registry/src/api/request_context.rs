@@ -9,6 +9,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt as _;
+use futures::future::Either;
 
 use super::error::ApiError;
 
@@ -65,10 +66,8 @@ where
         // the connection and the server go on. Making the future logs
         // nothing (routing), so the span is entered only to serve it.
         let served = match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
-            Ok(future) => InContext::Serving {
-                future: AssertUnwindSafe(future).catch_unwind(),
-            },
-            Err(payload) => InContext::Panicked { payload: Some(payload) },
+            Ok(future) => Either::Left(AssertUnwindSafe(future).catch_unwind()),
+            Err(payload) => Either::Right(std::future::ready(Err(payload))),
         };
         RequestFuture {
             served,
@@ -90,14 +89,11 @@ pin_project_lite::pin_project! {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// Being served (a panic caught), or already panicked when called.
-    #[project = InContextProj]
-    enum InContext<F> {
-        Serving { #[pin] future: futures::future::CatchUnwind<AssertUnwindSafe<F>> },
-        Panicked { payload: Option<Box<dyn Any + Send + 'static>> },
-    }
-}
+/// The request being served with its panics caught, or the panic of making its future.
+type InContext<F> = Either<
+    futures::future::CatchUnwind<AssertUnwindSafe<F>>,
+    std::future::Ready<Result<Result<Response, std::convert::Infallible>, Box<dyn Any + Send + 'static>>>,
+>;
 
 impl<F> Future for RequestFuture<F>
 where
@@ -109,14 +105,11 @@ where
         use std::task::Poll;
         let this = self.project();
         let _entered = this.span.enter();
-        let mut resp = match this.served.project() {
-            InContextProj::Serving { future } => match future.poll(cx) {
-                Poll::Ready(Ok(Ok(resp))) => resp,
-                Poll::Ready(Ok(Err(never))) => match never {},
-                Poll::Ready(Err(payload)) => panicked(payload),
-                Poll::Pending => return Poll::Pending,
-            },
-            InContextProj::Panicked { payload } => panicked(payload.take().unwrap_or_else(|| Box::new(()))),
+        let mut resp = match this.served.poll(cx) {
+            Poll::Ready(Ok(Ok(resp))) => resp,
+            Poll::Ready(Ok(Err(never))) => match never {},
+            Poll::Ready(Err(payload)) => panicked(payload),
+            Poll::Pending => return Poll::Pending,
         };
         if let Some(id) = this.id.take() {
             resp.headers_mut().insert(X_REQUEST_ID, id);
